@@ -1,0 +1,107 @@
+#!/bin/sh
+# demo.sh: a complete hsm-acme CA on a SoftHSM token, from nothing.
+#
+# Installs what is missing (softhsm2, opensc, a build toolchain's C parts), builds hsm-acme,
+# creates a token, a root and an issuing CA whose keys live only on the token, and a
+# configuration, all under $HSM_ACME_DEMO_DIR (default: target/demo). Running it again
+# reuses the token, the CA and the state.
+set -eu
+here=$(cd "$(dirname "$0")" && pwd)
+repo=$(cd "$here/.." && pwd)
+. "$here/lib.sh"
+
+demo_dir=${HSM_ACME_DEMO_DIR:-$repo/target/demo}
+token_label=hsm-acme-demo
+
+ensure_packages $HSM_ACME_PACKAGES
+ensure_cargo
+echo "building hsm-acme (release)..." >&2
+(cd "$repo" && cargo build --release --locked --quiet --bin hsm-acme)
+bin="$repo/target/release/hsm-acme"
+
+mkdir -p "$demo_dir"
+chmod 700 "$demo_dir"
+demo_dir=$(cd "$demo_dir" && pwd)
+export SOFTHSM2_CONF="$demo_dir/softhsm2.conf"
+config="$demo_dir/hsm-acme.toml"
+
+token_exists() {
+    softhsm2-util --show-slots 2>/dev/null |
+        grep -Eq "^[[:space:]]*Label:[[:space:]]+$token_label[[:space:]]*\$"
+}
+
+if [ -f "$demo_dir/hsm-pin" ]; then
+    if ! token_exists; then
+        echo "$demo_dir/hsm-pin exists but token $token_label is gone;" \
+            "remove $demo_dir to start over" >&2
+        exit 1
+    fi
+    echo "reusing token $token_label in $demo_dir/tokens" >&2
+else
+    # Fresh random PINs, readable only by their owner; the SO PIN is kept for maintenance.
+    umask 077
+    user_pin=$(openssl rand -hex 12)
+    so_pin=$(openssl rand -hex 12)
+    new_token "$demo_dir" "$token_label" "$user_pin" "$so_pin"
+    printf '%s\n' "$user_pin" > "$demo_dir/hsm-pin"
+    printf '%s\n' "$so_pin" > "$demo_dir/so-pin"
+    umask 022
+    echo "created token $token_label in $demo_dir/tokens" >&2
+fi
+
+if [ ! -f "$config" ]; then
+    cat > "$config" <<CONF
+# hsm-acme demo configuration (written by softhsm-test/demo.sh).
+# Relative paths are relative to this file.
+
+[hsm]
+profile = "softhsm2"
+module = "$(softhsm_module)"
+token_label = "$token_label"
+pin_file = "hsm-pin"
+sessions = 4
+
+[storage]
+path = "state.redb"
+
+# Seals EAB MAC keys and other stored secrets (AES-256-GCM on the token).
+[sealing]
+key_label = "hsm-acme-seal"
+
+[[ca]]
+name = "root"
+key_label = "hsm-acme-root"
+key_type = "ecdsa-p384"
+subject = "CN=hsm-acme Demo Root CA,O=hsm-acme demo,C=EE"
+certificate = "trust-anchor.pem"
+validity_days = 3650
+
+[[ca]]
+name = "issuing"
+key_label = "hsm-acme-issuing"
+key_type = "ecdsa-p256"
+subject = "CN=hsm-acme Demo Issuing CA,O=hsm-acme demo,C=EE"
+certificate = "issuing-ca.pem"
+issuer = "root"
+path_len = 0
+validity_days = 1825
+CONF
+    echo "wrote $config" >&2
+fi
+
+"$bin" --config "$config" ca init
+"$bin" --config "$config" hsm check
+openssl verify -CAfile "$demo_dir/trust-anchor.pem" "$demo_dir/issuing-ca.pem" >/dev/null
+
+cat <<MSG
+
+hsm-acme demo is set up in $demo_dir
+  token:         $token_label (SoftHSM, SOFTHSM2_CONF=$SOFTHSM2_CONF)
+  configuration: $config
+  trust anchor:  $demo_dir/trust-anchor.pem (root CA; its key is on the token)
+  issuing CA:    $demo_dir/issuing-ca.pem (key on the token)
+
+Inspect it:
+  $bin --config $config hsm info
+  $bin --config $config hsm check
+MSG

@@ -1,0 +1,41 @@
+//! Certificate authority: builds and signs certificates through the [`Signer`] seam.
+//!
+//! Knows nothing of ACME; the RA decides what to issue, this module decides how it is
+//! encoded. Every signature the token returns is verified in software before it is used.
+//!
+//! [`Signer`]: crate::hsm::Signer
+
+pub mod hierarchy;
+pub mod profile;
+pub mod serial;
+pub mod verify;
+pub mod x509;
+
+/// Why a certificate could not be made.
+#[derive(Debug, thiserror::Error)]
+pub enum CaError {
+    /// The token failed to sign.
+    #[error(transparent)]
+    Token(#[from] crate::hsm::TokenError),
+    /// Encoding failed.
+    #[error("certificate encoding: {0}")]
+    Encoding(String),
+    /// The token's signature did not verify against its public key.
+    #[error("the token's signature does not verify against the key's public key: {0}")]
+    BadSignature(#[from] verify::VerifyError),
+    /// The input does not describe a valid certificate.
+    #[error("{0}")]
+    Invalid(String),
+}
+
+impl From<der::Error> for CaError {
+    fn from(e: der::Error) -> Self {
+        Self::Encoding(e.to_string())
+    }
+}
+
+impl From<x509_cert::builder::Error> for CaError {
+    fn from(e: x509_cert::builder::Error) -> Self {
+        Self::Encoding(e.to_string())
+    }
+}

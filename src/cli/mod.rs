@@ -1,0 +1,126 @@
+//! The command line: operator commands that set up and inspect the CA.
+//!
+//! Each command prints a report for a person and exits non-zero when anything is wrong.
+//! PINs are never taken from the command line.
+
+mod ca;
+mod check_config;
+mod hsm;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::config::{Config, ConfigError};
+
+/// Default configuration path for a packaged install.
+const DEFAULT_CONFIG: &str = "/etc/hsm-acme/hsm-acme.toml";
+
+/// An ACME certificate authority whose keys live in a PKCS#11 HSM.
+#[derive(Debug, Parser)]
+#[command(name = "hsm-acme", version, about)]
+pub struct Cli {
+    /// Configuration file.
+    #[arg(long, short, global = true, env = "HSM_ACME_CONFIG", default_value = DEFAULT_CONFIG)]
+    pub config: PathBuf,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Top-level commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Inspect the token and manage keys on it.
+    #[command(subcommand)]
+    Hsm(HsmCommand),
+    /// Set up the CA hierarchy on the token.
+    #[command(subcommand)]
+    Ca(CaCommand),
+    /// Check the configuration file without touching the token.
+    CheckConfig,
+}
+
+/// `hsm-acme hsm …`
+#[derive(Debug, Subcommand)]
+pub enum HsmCommand {
+    /// Show the module, the token and its mechanisms (no login needed).
+    Info,
+    /// Generate keys on the token: one given key, or every configured key that is missing.
+    Keygen {
+        /// Label of a key to generate (with --type).
+        #[arg(long, requires = "key_type")]
+        label: Option<String>,
+        /// Key type: ecdsa-p256, ecdsa-p384, rsa-2048, rsa-3072, rsa-4096, ed25519, aes-256.
+        #[arg(long = "type", requires = "label")]
+        key_type: Option<String>,
+    },
+    /// Check every configured key: attributes, a test signature verified in software.
+    Check,
+}
+
+/// `hsm-acme ca …`
+#[derive(Debug, Subcommand)]
+pub enum CaCommand {
+    /// Create missing CA keys and certificates (or CSRs for externally certified CAs).
+    Init,
+    /// Install the certificate an external CA issued for one of our CAs.
+    Import {
+        /// The CA (its `name` in the configuration).
+        #[arg(long)]
+        ca: String,
+        /// The certificate (PEM).
+        #[arg(long)]
+        cert: PathBuf,
+        /// The issuer's certificates up to the root (PEM), if not configured already.
+        #[arg(long)]
+        chain: Option<PathBuf>,
+    },
+}
+
+/// A command failure: the message is for the operator.
+#[derive(Debug)]
+pub struct CliError(String);
+
+impl<E: std::error::Error> From<E> for CliError {
+    fn from(e: E) -> Self {
+        Self(e.to_string())
+    }
+}
+
+impl CliError {
+    fn msg(message: impl Into<String>) -> Self {
+        Self(message.into())
+    }
+}
+
+/// Runs a parsed command line and returns the process exit code.
+pub fn run(cli: &Cli) -> ExitCode {
+    init_tracing();
+    let result = match &cli.command {
+        Command::CheckConfig => check_config::run(&cli.config),
+        Command::Hsm(cmd) => load(&cli.config).and_then(|config| hsm::run(&config, cmd)),
+        Command::Ca(cmd) => load(&cli.config).and_then(|config| ca::run(&config, cmd)),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(CliError(message)) => {
+            eprintln!("error: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn load(path: &std::path::Path) -> Result<Config, CliError> {
+    Config::load(path).map_err(|e: ConfigError| CliError(e.to_string()))
+}
+
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("HSM_ACME_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}

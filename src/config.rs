@@ -1,0 +1,441 @@
+//! The configuration file (TOML): typed and checked before anything touches the token.
+//!
+//! Relative paths are resolved against the directory of the configuration file, so a
+//! deployment directory can be moved as a whole. Secrets are never in this file: the PIN is
+//! read from `pin_file` (which may name a systemd credential).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::time::Duration;
+
+use serde::Deserialize;
+use x509_cert::name::Name;
+
+use crate::hsm::uri::Pkcs11Uri;
+use crate::hsm::{KeyType, Pkcs11Profile, RsaPadding, TokenSelector, TokenSettings};
+
+/// Default number of worker sessions on the token.
+const DEFAULT_SESSIONS: usize = 4;
+
+/// A configuration error, naming the file and what is wrong.
+#[derive(Debug, thiserror::Error)]
+#[error("{path}: {message}")]
+pub struct ConfigError {
+    path: String,
+    message: String,
+}
+
+impl ConfigError {
+    fn new(path: &Path, message: impl Into<String>) -> Self {
+        Self {
+            path: path.display().to_string(),
+            message: message.into(),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    hsm: RawHsm,
+    #[serde(default)]
+    storage: Option<RawStorage>,
+    #[serde(default)]
+    sealing: Option<RawSealing>,
+    #[serde(default, rename = "ca")]
+    cas: Vec<RawCa>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawHsm {
+    profile: String,
+    module: Option<PathBuf>,
+    token_label: Option<String>,
+    token_serial: Option<String>,
+    token_uri: Option<String>,
+    pin_file: Option<String>,
+    sessions: Option<usize>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawStorage {
+    path: PathBuf,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSealing {
+    key_label: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCa {
+    name: String,
+    key_label: String,
+    key_type: KeyType,
+    #[serde(default)]
+    rsa_padding: RsaPadding,
+    subject: String,
+    certificate: PathBuf,
+    issuer: Option<String>,
+    chain: Option<PathBuf>,
+    validity_days: Option<u32>,
+    path_len: Option<u8>,
+}
+
+/// Who signs a CA's certificate.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CaIssuer {
+    /// The CA signs its own certificate (a root).
+    SelfSigned,
+    /// Another CA of this configuration signs it.
+    Ca(String),
+    /// A CA outside hsm-acme signs it: `ca init` writes a CSR, `ca import` takes the answer.
+    External,
+}
+
+/// One CA whose key lives on the token.
+#[derive(Debug, Clone)]
+pub struct CaConfig {
+    /// Name used on the command line and in URLs.
+    pub name: String,
+    /// CKA_LABEL of its private key.
+    pub key_label: String,
+    /// Type of its key.
+    pub key_type: KeyType,
+    /// For RSA keys: the padding its signatures use.
+    pub rsa_padding: RsaPadding,
+    /// Its subject name.
+    pub subject: Name,
+    /// The subject as written in the configuration.
+    pub subject_text: String,
+    /// Where its certificate (PEM) is kept.
+    pub certificate: PathBuf,
+    /// Certificates above it up to the root (PEM), for an externally issued CA.
+    pub chain: Option<PathBuf>,
+    /// Who signs its certificate.
+    pub issuer: CaIssuer,
+    /// Lifetime of the certificate `ca init` makes.
+    pub validity: Duration,
+    /// pathLenConstraint for a subordinate CA.
+    pub path_len: Option<u8>,
+}
+
+/// The whole, checked configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The file it was read from.
+    pub path: PathBuf,
+    /// How to reach the token.
+    pub token: TokenSettings,
+    /// The redb state file.
+    pub storage_path: Option<PathBuf>,
+    /// Label of the AES key that seals stored secrets.
+    pub sealing_key: Option<String>,
+    /// The CAs, parents before children.
+    pub cas: Vec<CaConfig>,
+}
+
+impl Config {
+    /// Reads and checks the configuration file at `path`.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| ConfigError::new(path, format!("cannot read: {e}")))?;
+        Self::parse(path, &text)
+    }
+
+    /// Parses and checks configuration text; `path` locates relative paths and errors.
+    pub fn parse(path: &Path, text: &str) -> Result<Self, ConfigError> {
+        let err = |m: String| ConfigError::new(path, m);
+        let raw: RawConfig = toml::from_str(text).map_err(|e| err(e.to_string()))?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        let resolve = |p: &Path| {
+            if p.is_absolute() {
+                p.to_owned()
+            } else {
+                base.join(p)
+            }
+        };
+
+        let profile = Pkcs11Profile::load(&raw.hsm.profile).map_err(|e| err(e.to_string()))?;
+        let mut selector = TokenSelector {
+            label: raw.hsm.token_label.clone(),
+            serial: raw.hsm.token_serial.clone(),
+            ..TokenSelector::default()
+        };
+        let mut module = raw.hsm.module.as_deref().map(resolve);
+        let mut pin_file = raw.hsm.pin_file.clone();
+        if let Some(uri) = &raw.hsm.token_uri {
+            if selector.label.is_some() || selector.serial.is_some() {
+                return Err(err(
+                    "[hsm] token_uri and token_label/token_serial exclude each other".into(),
+                ));
+            }
+            let uri = Pkcs11Uri::parse(uri).map_err(|e| err(format!("[hsm] token_uri: {e}")))?;
+            selector = TokenSelector::from_uri(&uri);
+            if module.is_none() {
+                module = uri.module_path.as_deref().map(PathBuf::from);
+            }
+            if pin_file.is_none() {
+                pin_file = uri.pin_source.clone();
+            }
+        }
+        if selector.is_empty() {
+            return Err(err(
+                "[hsm] needs token_label, token_serial or token_uri".into()
+            ));
+        }
+        let pin_file = pin_file.map(|p| {
+            if p.contains("${") || Path::new(&p).is_absolute() {
+                p
+            } else {
+                base.join(p).display().to_string()
+            }
+        });
+        let module = module.unwrap_or_else(|| PathBuf::from(profile.default_library()));
+        let sessions = raw.hsm.sessions.unwrap_or(DEFAULT_SESSIONS);
+        if sessions == 0 || sessions > 1024 {
+            return Err(err(format!("[hsm] sessions = {sessions} is not 1..=1024")));
+        }
+
+        let cas = check_cas(raw.cas, &profile, &resolve).map_err(err)?;
+        let sealing_key = raw.sealing.map(|s| s.key_label);
+        let mut labels = BTreeSet::new();
+        for label in cas.iter().map(|c| &c.key_label).chain(sealing_key.as_ref()) {
+            if !labels.insert(label.clone()) {
+                return Err(err(format!("key label {label:?} is used twice")));
+            }
+        }
+        Ok(Self {
+            path: path.to_owned(),
+            token: TokenSettings {
+                profile,
+                module,
+                selector,
+                pin_file,
+                sessions,
+            },
+            storage_path: raw.storage.map(|s| resolve(&s.path)),
+            sealing_key,
+            cas,
+        })
+    }
+
+    /// The CA called `name`.
+    pub fn ca(&self, name: &str) -> Option<&CaConfig> {
+        self.cas.iter().find(|c| c.name == name)
+    }
+}
+
+fn check_cas(
+    raw: Vec<RawCa>,
+    profile: &Pkcs11Profile,
+    resolve: &dyn Fn(&Path) -> PathBuf,
+) -> Result<Vec<CaConfig>, String> {
+    let mut by_name = BTreeMap::new();
+    for ca in raw {
+        let here = format!("[[ca]] {:?}", ca.name);
+        if ca.name.is_empty()
+            || !ca
+                .name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        {
+            return Err(format!(
+                "{here}: names use only letters, digits, '-' and '_'"
+            ));
+        }
+        if !profile.supports(ca.key_type) {
+            return Err(format!(
+                "{here}: key_type {} is not supported by profile {}",
+                ca.key_type, profile.module.name
+            ));
+        }
+        let subject = Name::from_str(&ca.subject).map_err(|e| {
+            format!(
+                "{here}: subject {:?} is not a distinguished name: {e}",
+                ca.subject
+            )
+        })?;
+        let issuer = match ca.issuer.as_deref() {
+            None => CaIssuer::SelfSigned,
+            Some("external") => CaIssuer::External,
+            Some(parent) if parent == ca.name => {
+                return Err(format!(
+                    "{here}: issuer names the CA itself; omit it for a root"
+                ));
+            }
+            Some(parent) => CaIssuer::Ca(parent.to_owned()),
+        };
+        if ca.chain.is_some() && issuer != CaIssuer::External {
+            return Err(format!("{here}: chain is only for issuer = \"external\""));
+        }
+        let default_days = if issuer == CaIssuer::SelfSigned {
+            3650
+        } else {
+            1825
+        };
+        let days = ca.validity_days.unwrap_or(default_days);
+        if days == 0 || days > 36500 {
+            return Err(format!("{here}: validity_days = {days} is not 1..=36500"));
+        }
+        let config = CaConfig {
+            key_label: ca.key_label,
+            key_type: ca.key_type,
+            rsa_padding: ca.rsa_padding,
+            subject,
+            subject_text: ca.subject,
+            certificate: resolve(&ca.certificate),
+            chain: ca.chain.as_deref().map(resolve),
+            issuer,
+            validity: Duration::from_secs(u64::from(days) * 86_400),
+            path_len: ca.path_len,
+            name: ca.name.clone(),
+        };
+        if by_name.insert(ca.name.clone(), config).is_some() {
+            return Err(format!("{here}: defined twice"));
+        }
+    }
+    // Parents before children; a parent that is missing or a cycle is an error.
+    let mut ordered: Vec<CaConfig> = Vec::new();
+    while !by_name.is_empty() {
+        let ready: Vec<String> = by_name
+            .values()
+            .filter(|ca| match &ca.issuer {
+                CaIssuer::Ca(parent) => ordered.iter().any(|o| &o.name == parent),
+                _ => true,
+            })
+            .map(|ca| ca.name.clone())
+            .collect();
+        if ready.is_empty() {
+            let stuck: Vec<String> = by_name
+                .values()
+                .map(|ca| match &ca.issuer {
+                    CaIssuer::Ca(parent) => format!("{:?} (issuer {parent:?})", ca.name),
+                    _ => format!("{:?}", ca.name),
+                })
+                .collect();
+            return Err(format!(
+                "these CAs name an issuer that is not defined, or form a cycle: {}",
+                stuck.join(", ")
+            ));
+        }
+        for name in ready {
+            if let Some(ca) = by_name.remove(&name) {
+                ordered.push(ca);
+            }
+        }
+    }
+    Ok(ordered)
+}
+
+impl fmt::Display for CaIssuer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::SelfSigned => f.write_str("self-signed"),
+            Self::Ca(name) => write!(f, "signed by {name:?}"),
+            Self::External => f.write_str("signed by an external CA"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+        [hsm]
+        profile = "softhsm2"
+        token_label = "t"
+        pin_file = "pin"
+
+        [sealing]
+        key_label = "seal"
+
+        [[ca]]
+        name = "issuing"
+        key_label = "issuing-key"
+        key_type = "ecdsa-p256"
+        subject = "CN=Issuing,O=Example"
+        certificate = "issuing.pem"
+        issuer = "root"
+
+        [[ca]]
+        name = "root"
+        key_label = "root-key"
+        key_type = "ecdsa-p384"
+        subject = "CN=Root,O=Example"
+        certificate = "/etc/root.pem"
+    "#;
+
+    fn parse(text: &str) -> Result<Config, String> {
+        Config::parse(Path::new("/srv/acme/hsm-acme.toml"), text).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn orders_parents_first_and_resolves_relative_paths() {
+        let config = parse(GOOD).unwrap();
+        let names: Vec<_> = config.cas.iter().map(|c| c.name.as_str()).collect();
+        assert_eq!(names, ["root", "issuing"]);
+        assert_eq!(
+            config.cas[1].certificate,
+            PathBuf::from("/srv/acme/issuing.pem")
+        );
+        assert_eq!(config.cas[0].certificate, PathBuf::from("/etc/root.pem"));
+        assert_eq!(config.token.pin_file.as_deref(), Some("/srv/acme/pin"));
+        assert_eq!(config.token.sessions, DEFAULT_SESSIONS);
+        assert_eq!(config.cas[1].issuer, CaIssuer::Ca("root".into()));
+    }
+
+    #[test]
+    fn errors_name_the_problem() {
+        let cases = [
+            (
+                GOOD.replace("issuer = \"root\"", "issuer = \"nope\""),
+                "not defined",
+            ),
+            (GOOD.replace("ecdsa-p256", "dsa-1024"), "unknown key type"),
+            (
+                GOOD.replace("token_label = \"t\"", ""),
+                "token_label, token_serial or token_uri",
+            ),
+            (
+                GOOD.replace("key_label = \"seal\"", "key_label = \"root-key\""),
+                "used twice",
+            ),
+            (GOOD.replace("pin_file", "pin_flie"), "unknown field"),
+            (
+                GOOD.replace("softhsm2", "nosuch"),
+                "no such shipped profile",
+            ),
+            (
+                GOOD.replace(
+                    "token_label = \"t\"",
+                    "token_uri = \"pkcs11:token=t?pin-value=1\"",
+                ),
+                "pin-value",
+            ),
+        ];
+        for (text, expected) in cases {
+            let err = parse(&text).unwrap_err();
+            assert!(err.contains(expected), "expected {expected:?} in {err:?}");
+            assert!(err.starts_with("/srv/acme/hsm-acme.toml"), "{err}");
+        }
+    }
+
+    #[test]
+    fn uri_selects_token_and_pin_source() {
+        let text = GOOD.replace(
+            "token_label = \"t\"\n        pin_file = \"pin\"",
+            "token_uri = \"pkcs11:token=t;serial=42?pin-source=file:/run/pin\"",
+        );
+        let config = parse(&text).unwrap();
+        assert_eq!(config.token.selector.serial.as_deref(), Some("42"));
+        assert_eq!(config.token.pin_file.as_deref(), Some("/run/pin"));
+    }
+}

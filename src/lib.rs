@@ -1,0 +1,11 @@
+//! hsm-acme: an ACME (RFC 8555) certificate authority whose keys never leave a PKCS#11
+//! token.
+//!
+//! Layering (DESIGN.md): `wfe → ra → {policy, va, ca, store}`, `ca → hsm`. This crate holds
+//! all logic; `main.rs` only parses the command line.
+#![forbid(unsafe_code)]
+
+pub mod ca;
+pub mod cli;
+pub mod config;
+pub mod hsm;
