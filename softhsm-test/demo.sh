@@ -15,9 +15,15 @@ token_label=hsm-acme-demo
 
 ensure_packages $HSM_ACME_PACKAGES
 ensure_cargo
-echo "building hsm-acme (release)..." >&2
-(cd "$repo" && cargo build --release --locked --quiet --bin hsm-acme)
-bin="$repo/target/release/hsm-acme"
+# HSM_ACME_CARGO_PROFILE=dev reuses a test build (test.sh); the demo itself runs release.
+profile=${HSM_ACME_CARGO_PROFILE:-release}
+case $profile in
+    dev) target_dir=debug ;;
+    *) target_dir=$profile ;;
+esac
+echo "building hsm-acme ($profile)..." >&2
+(cd "$repo" && cargo build --profile "$profile" --locked --quiet --bin hsm-acme)
+bin="$repo/target/$target_dir/hsm-acme"
 
 mkdir -p "$demo_dir"
 chmod 700 "$demo_dir"

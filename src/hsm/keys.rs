@@ -80,10 +80,7 @@ pub(crate) fn find_by_label(
     ])?;
     match found.as_slice() {
         [one] => Ok(*one),
-        [] => Err(TokenError::KeyNotFound {
-            label: label.to_owned(),
-        }
-        .into()),
+        [] => Err(not_found(session, label)?),
         many => Err(TokenError::KeyRefused {
             label: label.to_owned(),
             reason: format!(
@@ -105,10 +102,7 @@ pub(crate) fn find_by_id(
     let found = session.find_objects(&[Attribute::Class(class), Attribute::Id(id.to_vec())])?;
     match found.as_slice() {
         [one] => Ok(*one),
-        [] => Err(TokenError::KeyNotFound {
-            label: label.to_owned(),
-        }
-        .into()),
+        [] => Err(not_found(session, label)?),
         many => Err(TokenError::KeyRefused {
             label: label.to_owned(),
             reason: format!(
@@ -118,6 +112,30 @@ pub(crate) fn find_by_id(
         }
         .into()),
     }
+}
+
+/// Private objects are invisible without a login, so an empty search in a session that has
+/// lost its login (a `C_Logout` elsewhere in the process) says nothing about the key.
+fn logged_in(session: &Session) -> Result<bool, OpError> {
+    use cryptoki::session::SessionState;
+    let state = session.get_session_info()?.session_state();
+    Ok(!matches!(
+        state,
+        SessionState::RoPublic | SessionState::RwPublic
+    ))
+}
+
+/// "Not found", or, in a session without a login, "perhaps logged out": the pool then logs
+/// in again and retries when it is meant to be logged in.
+fn not_found(session: &Session, label: &str) -> Result<OpError, OpError> {
+    let error = TokenError::KeyNotFound {
+        label: label.to_owned(),
+    };
+    Ok(if logged_in(session)? {
+        OpError::Token(error)
+    } else {
+        OpError::MaybeLoggedOut(error)
+    })
 }
 
 /// Reads a key's identity and security attributes and decides whether it may be used.

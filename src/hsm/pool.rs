@@ -39,6 +39,9 @@ pub(crate) enum OpError {
     Ck(CkError),
     /// A failure the pool must pass through unchanged.
     Token(TokenError),
+    /// A key was not found in a session without a login: if the pool is meant to be logged
+    /// in, the login was lost (a `C_Logout` elsewhere); otherwise the error stands.
+    MaybeLoggedOut(TokenError),
 }
 
 impl From<CkError> for OpError {
@@ -149,6 +152,14 @@ impl SessionPool {
                     self.checkin(session, generation);
                     return Err(e);
                 }
+                Err(OpError::MaybeLoggedOut(e)) if self.login.user.is_none() => {
+                    self.checkin(session, generation);
+                    return Err(e);
+                }
+                Err(OpError::MaybeLoggedOut(_)) => CkError::Pkcs11(
+                    RvError::UserNotLoggedIn,
+                    cryptoki::context::Function::FindObjects,
+                ),
                 Err(OpError::Ck(e)) => e,
             };
             last = describe(&err);

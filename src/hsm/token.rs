@@ -395,7 +395,7 @@ impl Pkcs11Token {
                 match keys::public_key_info(session, &id, label) {
                     Ok((key_type, _)) => report.key_type = Some(key_type),
                     Err(super::pool::OpError::Token(e)) => report.refusals.push(e.to_string()),
-                    Err(super::pool::OpError::Ck(e)) => return Err(e.into()),
+                    Err(e) => return Err(e),
                 }
             }
             Ok(report)

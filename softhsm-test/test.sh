@@ -1,0 +1,57 @@
+#!/bin/sh
+# test.sh: installs what is missing and runs the whole hsm-acme test suite against SoftHSM.
+#
+# Stages: formatting, clippy, unit and SoftHSM integration tests (every test on a token of
+# its own), then the demo from scratch in a scratch directory, checked with openssl and
+# pkcs11-tool, and run a second time to prove it reuses what it made.
+set -eu
+here=$(cd "$(dirname "$0")" && pwd)
+repo=$(cd "$here/.." && pwd)
+. "$here/lib.sh"
+
+ensure_packages $HSM_ACME_PACKAGES
+ensure_cargo
+cd "$repo"
+
+stage() { printf '\n==> %s\n' "$*"; }
+
+stage "cargo fmt --check"
+cargo fmt --all -- --check
+
+stage "cargo clippy --all-targets -- -D warnings"
+cargo clippy --locked --all-targets -- -D warnings
+
+stage "unit and SoftHSM integration tests"
+cargo test --locked
+
+stage "demo.sh from scratch"
+scratch=$(mktemp -d)
+trap 'rm -rf "$scratch"' EXIT
+demo="$scratch/demo"
+HSM_ACME_DEMO_DIR="$demo" HSM_ACME_CARGO_PROFILE=dev "$here/demo.sh" > "$scratch/demo1.log" 2>&1 ||
+    { cat "$scratch/demo1.log"; exit 1; }
+bin="$repo/target/debug/hsm-acme"
+export SOFTHSM2_CONF="$demo/softhsm2.conf"
+
+stage "demo: hsm check, openssl verify, key attributes, no private key on disk"
+"$bin" --config "$demo/hsm-acme.toml" hsm check
+openssl verify -x509_strict -CAfile "$demo/trust-anchor.pem" "$demo/issuing-ca.pem"
+listing=$(pkcs11-tool --module "$(softhsm_module)" --token-label hsm-acme-demo --login \
+    --pin "$(cat "$demo/hsm-pin")" --list-objects 2>/dev/null)
+keys=$(printf '%s\n' "$listing" | grep -c -E '^(Private|Secret) Key Object' || true)
+good=$(printf '%s\n' "$listing" | grep -E '^[[:space:]]+Access:' |
+    grep 'sensitive' | grep 'never extractable' | grep -v -E '(^|, )extractable' | wc -l)
+echo "private/secret keys on the token: $keys, sensitive and never extractable: $good"
+[ "$keys" -eq 3 ] && [ "$good" -eq 3 ] || { printf '%s\n' "$listing"; exit 1; }
+if grep -rl "PRIVATE KEY" "$demo" --exclude-dir=tokens; then
+    echo "a private key file exists outside the token" >&2; exit 1
+fi
+
+stage "demo.sh again: reuses token and CA"
+before=$(sha256sum "$demo/trust-anchor.pem")
+HSM_ACME_DEMO_DIR="$demo" HSM_ACME_CARGO_PROFILE=dev "$here/demo.sh" > "$scratch/demo2.log" 2>&1 ||
+    { cat "$scratch/demo2.log"; exit 1; }
+grep -q "reusing token" "$scratch/demo2.log"
+[ "$before" = "$(sha256sum "$demo/trust-anchor.pem")" ] || { echo "trust anchor changed" >&2; exit 1; }
+
+stage "all tests passed"
