@@ -35,8 +35,16 @@ fn main() {
         // SoftHSM reads SOFTHSM2_CONF once per process: make a token, run in a child.
         let tmp = tempfile::tempdir().unwrap();
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("softhsm-test/new-token.sh");
-        let made = Command::new(script).arg(tmp.path()).arg(LABEL).output().unwrap();
-        assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
+        let made = Command::new(script)
+            .arg(tmp.path())
+            .arg(LABEL)
+            .output()
+            .unwrap();
+        assert!(
+            made.status.success(),
+            "{}",
+            String::from_utf8_lossy(&made.stderr)
+        );
         let status = Command::new(std::env::current_exe().unwrap())
             .args(std::env::args().skip(1))
             .env("SOFTHSM2_CONF", tmp.path().join("softhsm2.conf"))
@@ -67,7 +75,12 @@ fn run(dir: &Path) {
     let token = Pkcs11Token::open(&settings).unwrap();
     println!("| algorithm | threads | direct sig/s | pool sig/s | pool vs direct |");
     println!("|---|---:|---:|---:|---:|");
-    for key_type in [KeyType::EcdsaP256, KeyType::EcdsaP384, KeyType::Rsa2048, KeyType::Ed25519] {
+    for key_type in [
+        KeyType::EcdsaP256,
+        KeyType::EcdsaP384,
+        KeyType::Rsa2048,
+        KeyType::Ed25519,
+    ] {
         let label = key_type.name();
         token.generate_key_pair(label, key_type).unwrap();
         let signer = Arc::new(token.signer(label, RsaPadding::Pkcs1).unwrap());
@@ -114,7 +127,13 @@ fn pool_rate(signer: &Arc<hsm_acme::hsm::TokenSigner>, threads: usize, secs: f64
     })
 }
 
-fn direct_rate(token: &Pkcs11Token, label: &str, key_type: KeyType, threads: usize, secs: f64) -> f64 {
+fn direct_rate(
+    token: &Pkcs11Token,
+    label: &str,
+    key_type: KeyType,
+    threads: usize,
+    secs: f64,
+) -> f64 {
     let ctx = token.module_context();
     let slot = token.slot();
     rate(threads, secs, || {
@@ -130,7 +149,9 @@ fn direct_rate(token: &Pkcs11Token, label: &str, key_type: KeyType, threads: usi
             let (mechanism, data) = match key_type {
                 KeyType::EcdsaP384 => (
                     Mechanism::Ecdsa,
-                    ring::digest::digest(&ring::digest::SHA384, &MESSAGE).as_ref().to_vec(),
+                    ring::digest::digest(&ring::digest::SHA384, &MESSAGE)
+                        .as_ref()
+                        .to_vec(),
                 ),
                 KeyType::Ed25519 => (
                     Mechanism::Eddsa(EddsaParams::new(EddsaSignatureScheme::Pure)),
@@ -138,7 +159,9 @@ fn direct_rate(token: &Pkcs11Token, label: &str, key_type: KeyType, threads: usi
                 ),
                 KeyType::EcdsaP256 => (
                     Mechanism::Ecdsa,
-                    ring::digest::digest(&ring::digest::SHA256, &MESSAGE).as_ref().to_vec(),
+                    ring::digest::digest(&ring::digest::SHA256, &MESSAGE)
+                        .as_ref()
+                        .to_vec(),
                 ),
                 _ => {
                     let mut data = SHA256_DIGEST_INFO.to_vec();
