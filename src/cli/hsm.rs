@@ -96,12 +96,12 @@ pub(super) fn ensure_keys(config: &Config, token: &Pkcs11Token) -> Result<usize,
             made += 1;
         }
     }
-    if let Some(label) = &config.sealing_key {
-        if !token.has_label(label)? {
-            token.generate_sealing_key(label)?;
-            println!("generated {AES_256} sealing key {label:?}");
-            made += 1;
-        }
+    if let Some(label) = &config.sealing_key
+        && !token.has_label(label)?
+    {
+        token.generate_sealing_key(label)?;
+        println!("generated {AES_256} sealing key {label:?}");
+        made += 1;
     }
     Ok(made)
 }

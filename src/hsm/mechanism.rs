@@ -157,7 +157,7 @@ struct EcdsaSigValue<'a> {
 /// Converts a PKCS#11 ECDSA signature (`r‖s`, each half the field size) into the DER
 /// `ECDSA-Sig-Value` that X.509 and CSRs carry. JWS (RFC 7518 §3.4) keeps the raw form.
 pub fn ecdsa_raw_to_der(raw: &[u8]) -> Result<Vec<u8>, TokenError> {
-    if raw.is_empty() || raw.len() % 2 != 0 || raw.len() > 132 {
+    if raw.is_empty() || !raw.len().is_multiple_of(2) || raw.len() > 132 {
         return Err(TokenError::Malformed(format!(
             "ECDSA signature of {} bytes is not r||s",
             raw.len()

@@ -58,13 +58,13 @@ pub fn read_pin(path: &Path) -> Result<SecretString, TokenError> {
 #[cfg(unix)]
 fn warn_if_readable_by_others(file: &fs::File, path: &Path) {
     use std::os::unix::fs::PermissionsExt;
-    if let Ok(meta) = file.metadata() {
-        if meta.permissions().mode() & 0o077 != 0 {
-            tracing::warn!(
-                path = %path.display(),
-                "PIN file is accessible to group or others; chmod 0600 it"
-            );
-        }
+    if let Ok(meta) = file.metadata()
+        && meta.permissions().mode() & 0o077 != 0
+    {
+        tracing::warn!(
+            path = %path.display(),
+            "PIN file is accessible to group or others; chmod 0600 it"
+        );
     }
 }
 

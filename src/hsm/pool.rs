@@ -295,10 +295,10 @@ impl SessionPool {
         } else {
             mem::forget(session);
         }
-        if let Ok(mut state) = self.lock() {
-            if state.generation == generation {
-                state.open = state.open.saturating_sub(1);
-            }
+        if let Ok(mut state) = self.lock()
+            && state.generation == generation
+        {
+            state.open = state.open.saturating_sub(1);
         }
         self.returned.notify_one();
     }

@@ -96,12 +96,11 @@ impl TokenSigner {
             cached.handle_epoch == lease.handle_epoch
                 && (!per_session || cached.session_id == lease.session_id)
         };
-        if let Ok(guard) = self.handle.lock() {
-            if let Some((cached, handle)) = guard.as_ref() {
-                if fresh(cached) {
-                    return Ok(*handle);
-                }
-            }
+        if let Ok(guard) = self.handle.lock()
+            && let Some((cached, handle)) = guard.as_ref()
+            && fresh(cached)
+        {
+            return Ok(*handle);
         }
         let handle = keys::find_by_id(session, ObjectClass::PRIVATE_KEY, &self.id, &self.label)?;
         if let Ok(mut guard) = self.handle.lock() {

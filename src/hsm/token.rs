@@ -410,14 +410,12 @@ impl Pkcs11Token {
         self.shared.pool.run("load key", |session, _| {
             let handle = keys::find_by_label(session, ObjectClass::PRIVATE_KEY, label)?;
             let (id, _, report) = keys::inspect(session, handle, label)?;
-            if enforce {
-                if let Some(reason) = report.refusals.first() {
-                    return Err(TokenError::KeyRefused {
-                        label: label.to_owned(),
-                        reason: reason.clone(),
-                    }
-                    .into());
+            if enforce && let Some(reason) = report.refusals.first() {
+                return Err(TokenError::KeyRefused {
+                    label: label.to_owned(),
+                    reason: reason.clone(),
                 }
+                .into());
             }
             let key_type = keys::public_key_info(session, &id, label)
                 .ok()
