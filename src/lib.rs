@@ -5,7 +5,10 @@
 //! all logic; `main.rs` only parses the command line.
 #![forbid(unsafe_code)]
 
+pub mod acme;
 pub mod ca;
 pub mod cli;
 pub mod config;
+pub mod error;
 pub mod hsm;
+pub mod store;

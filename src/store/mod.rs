@@ -1,0 +1,357 @@
+//! State in one embedded redb file. The only module that imports `redb`.
+//!
+//! Writes go through [`Store::write`]: one short transaction per state change, in which the
+//! caller reads, checks (compare-and-set on status) and writes; the transaction commits with
+//! immediate durability only if the closure succeeds. Reads go through [`StoreReader`], which
+//! the front end holds. All calls block: run them on blocking threads.
+
+mod codec;
+pub mod record;
+mod tables;
+
+use std::path::Path;
+use std::sync::Arc;
+
+use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+pub use record::{
+    AccountRecord, AuthzRecord, CertRecord, ChallengeRecord, IssuanceIntent, OrderRecord,
+};
+use tables::*;
+
+use crate::error::Error;
+
+/// A storage failure.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// redb failed (I/O, corruption, …).
+    #[error("database: {0}")]
+    Database(String),
+    /// A record could not be encoded or decoded.
+    #[error("record encoding: {0}")]
+    Codec(String),
+    /// The file was written by a newer hsm-acme.
+    #[error("state file has schema version {found}; this hsm-acme reads up to {supported}")]
+    Schema {
+        /// Version in the file.
+        found: u64,
+        /// Newest version this build reads.
+        supported: u64,
+    },
+}
+
+impl From<StoreError> for Error {
+    fn from(e: StoreError) -> Self {
+        Error::internal(format!("store: {e}"))
+    }
+}
+
+fn db_err(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Database(e.to_string())
+}
+
+/// A record kept in its own table under a string key.
+pub trait Keyed: Serialize + DeserializeOwned {
+    /// Its table.
+    #[doc(hidden)]
+    const TABLE: TableDefinition<'static, &'static str, &'static [u8]>;
+    /// Its key.
+    fn key(&self) -> &str;
+}
+
+macro_rules! keyed {
+    ($record:ty, $table:expr, $field:ident) => {
+        impl Keyed for $record {
+            const TABLE: TableDefinition<'static, &'static str, &'static [u8]> = $table;
+            fn key(&self) -> &str {
+                &self.$field
+            }
+        }
+    };
+}
+
+keyed!(AccountRecord, ACCOUNTS, id);
+keyed!(OrderRecord, ORDERS, id);
+keyed!(AuthzRecord, AUTHZS, id);
+keyed!(CertRecord, CERTS, serial);
+keyed!(IssuanceIntent, ISSUANCE_INTENTS, serial);
+
+/// Read-write access to the state file.
+#[derive(Debug, Clone)]
+pub struct Store {
+    db: Arc<Database>,
+}
+
+/// Read-only access, for the front end.
+#[derive(Debug, Clone)]
+pub struct StoreReader {
+    db: Arc<Database>,
+}
+
+impl Store {
+    /// Opens (or creates) the state file and checks its schema version.
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        let db = Database::create(path)
+            .map_err(|e| StoreError::Database(format!("opening {}: {e}", path.display())))?;
+        let txn = db.begin_write().map_err(db_err)?;
+        {
+            let mut meta = txn.open_table(META).map_err(db_err)?;
+            let found = meta
+                .get("schema_version")
+                .map_err(db_err)?
+                .map(|v| v.value());
+            match found {
+                Some(found) if found > SCHEMA_VERSION => {
+                    return Err(StoreError::Schema {
+                        found,
+                        supported: SCHEMA_VERSION,
+                    });
+                }
+                Some(_) => {}
+                None => {
+                    meta.insert("schema_version", SCHEMA_VERSION)
+                        .map_err(db_err)?;
+                }
+            }
+            for table in [ACCOUNTS, ORDERS, AUTHZS, CERTS, ISSUANCE_INTENTS] {
+                txn.open_table(table).map_err(db_err)?;
+            }
+            txn.open_table(ACCOUNT_BY_KEY).map_err(db_err)?;
+            txn.open_multimap_table(ORDERS_BY_ACCOUNT).map_err(db_err)?;
+            txn.open_multimap_table(CERTS_BY_ACCOUNT).map_err(db_err)?;
+        }
+        txn.commit().map_err(db_err)?;
+        Ok(Self { db: Arc::new(db) })
+    }
+
+    /// A read-only handle.
+    pub fn reader(&self) -> StoreReader {
+        StoreReader {
+            db: Arc::clone(&self.db),
+        }
+    }
+
+    /// Runs `f` in one write transaction; commits (durably) only when it returns `Ok`.
+    pub fn write<R>(&self, f: impl FnOnce(&mut Tx<'_>) -> Result<R, Error>) -> Result<R, Error> {
+        let txn = self.db.begin_write().map_err(db_err)?;
+        let result = {
+            let mut tx = Tx { txn: &txn };
+            f(&mut tx)
+        };
+        match result {
+            Ok(value) => {
+                txn.commit().map_err(db_err)?;
+                Ok(value)
+            }
+            Err(e) => {
+                txn.abort().map_err(db_err)?;
+                Err(e)
+            }
+        }
+    }
+}
+
+/// An open write transaction.
+pub struct Tx<'a> {
+    txn: &'a WriteTransaction,
+}
+
+impl Tx<'_> {
+    /// Reads a record.
+    pub fn get<T: Keyed>(&self, key: &str) -> Result<Option<T>, StoreError> {
+        let table = self.txn.open_table(T::TABLE).map_err(db_err)?;
+        let value = table.get(key).map_err(db_err)?;
+        value.map(|v| codec::decode(v.value())).transpose()
+    }
+
+    /// Reads a record that must exist.
+    pub fn require<T: Keyed>(&self, key: &str) -> Result<T, Error> {
+        self.get(key)?
+            .ok_or_else(|| Error::not_found(format!("no such resource {key:?}")))
+    }
+
+    /// Writes a record.
+    pub fn put<T: Keyed>(&mut self, record: &T) -> Result<(), StoreError> {
+        let bytes = codec::encode(record)?;
+        let mut table = self.txn.open_table(T::TABLE).map_err(db_err)?;
+        table
+            .insert(record.key(), bytes.as_slice())
+            .map_err(db_err)?;
+        Ok(())
+    }
+
+    /// Deletes a record.
+    pub fn delete<T: Keyed>(&mut self, key: &str) -> Result<(), StoreError> {
+        let mut table = self.txn.open_table(T::TABLE).map_err(db_err)?;
+        table.remove(key).map_err(db_err)?;
+        Ok(())
+    }
+
+    /// The account id registered for a key thumbprint.
+    pub fn account_by_key(&self, thumbprint: &str) -> Result<Option<String>, StoreError> {
+        let table = self.txn.open_table(ACCOUNT_BY_KEY).map_err(db_err)?;
+        let value = table.get(thumbprint).map_err(db_err)?;
+        Ok(value.map(|v| v.value().to_owned()))
+    }
+
+    /// Registers the account id for a key thumbprint.
+    pub fn set_account_key(
+        &mut self,
+        thumbprint: &str,
+        account_id: &str,
+    ) -> Result<(), StoreError> {
+        let mut table = self.txn.open_table(ACCOUNT_BY_KEY).map_err(db_err)?;
+        table.insert(thumbprint, account_id).map_err(db_err)?;
+        Ok(())
+    }
+
+    /// Lists an order under its account.
+    pub fn link_order(&mut self, account_id: &str, order_id: &str) -> Result<(), StoreError> {
+        let mut table = self
+            .txn
+            .open_multimap_table(ORDERS_BY_ACCOUNT)
+            .map_err(db_err)?;
+        table.insert(account_id, order_id).map_err(db_err)?;
+        Ok(())
+    }
+
+    /// Lists a certificate under its account.
+    pub fn link_cert(&mut self, account_id: &str, serial: &str) -> Result<(), StoreError> {
+        let mut table = self
+            .txn
+            .open_multimap_table(CERTS_BY_ACCOUNT)
+            .map_err(db_err)?;
+        table.insert(account_id, serial).map_err(db_err)?;
+        Ok(())
+    }
+
+    /// Every record of a type (for start-up recovery; tables of pending work are small).
+    pub fn all<T: Keyed>(&self) -> Result<Vec<T>, StoreError> {
+        let table = self.txn.open_table(T::TABLE).map_err(db_err)?;
+        let mut out = Vec::new();
+        for entry in table.iter().map_err(db_err)? {
+            let (_, value) = entry.map_err(db_err)?;
+            out.push(codec::decode(value.value())?);
+        }
+        Ok(out)
+    }
+}
+
+impl StoreReader {
+    /// Reads a record.
+    pub fn get<T: Keyed>(&self, key: &str) -> Result<Option<T>, StoreError> {
+        let txn = self.db.begin_read().map_err(db_err)?;
+        let table = txn.open_table(T::TABLE).map_err(db_err)?;
+        let value = table.get(key).map_err(db_err)?;
+        value.map(|v| codec::decode(v.value())).transpose()
+    }
+
+    /// The account id registered for a key thumbprint.
+    pub fn account_by_key(&self, thumbprint: &str) -> Result<Option<String>, StoreError> {
+        let txn = self.db.begin_read().map_err(db_err)?;
+        let table = txn.open_table(ACCOUNT_BY_KEY).map_err(db_err)?;
+        let value = table.get(thumbprint).map_err(db_err)?;
+        Ok(value.map(|v| v.value().to_owned()))
+    }
+
+    /// Ids of an account's orders, in key order.
+    pub fn orders_of(&self, account_id: &str) -> Result<Vec<String>, StoreError> {
+        let txn = self.db.begin_read().map_err(db_err)?;
+        let table = txn.open_multimap_table(ORDERS_BY_ACCOUNT).map_err(db_err)?;
+        let mut out = Vec::new();
+        for value in table.get(account_id).map_err(db_err)? {
+            out.push(value.map_err(db_err)?.value().to_owned());
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::acme::AccountStatus;
+    use crate::error::ErrorKind;
+
+    fn account(id: &str) -> AccountRecord {
+        AccountRecord {
+            id: id.into(),
+            status: AccountStatus::Valid,
+            contact: vec![],
+            tos_agreed: Some(true),
+            jwk: serde_json::json!({"kty": "EC"}),
+            thumbprint: format!("thumb-{id}"),
+            created: 1,
+        }
+    }
+
+    #[test]
+    fn a_failed_closure_writes_nothing_and_reopening_keeps_commits() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.redb");
+        {
+            let store = Store::open(&path).unwrap();
+            store
+                .write(|tx| {
+                    tx.put(&account("a"))?;
+                    tx.set_account_key("thumb-a", "a")?;
+                    Ok(())
+                })
+                .unwrap();
+            let err = store
+                .write(|tx| {
+                    tx.put(&account("b"))?;
+                    Err::<(), _>(Error::malformed("changed my mind"))
+                })
+                .unwrap_err();
+            assert_eq!(err.kind, ErrorKind::Malformed);
+        }
+        let store = Store::open(&path).unwrap();
+        let reader = store.reader();
+        assert_eq!(
+            reader.get::<AccountRecord>("a").unwrap(),
+            Some(account("a"))
+        );
+        assert_eq!(reader.get::<AccountRecord>("b").unwrap(), None);
+        assert_eq!(
+            reader.account_by_key("thumb-a").unwrap().as_deref(),
+            Some("a")
+        );
+    }
+
+    #[test]
+    fn orders_are_listed_per_account() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("s.redb")).unwrap();
+        store
+            .write(|tx| {
+                tx.link_order("acct", "o2")?;
+                tx.link_order("acct", "o1")?;
+                tx.link_order("other", "o3")?;
+                Ok(())
+            })
+            .unwrap();
+        assert_eq!(store.reader().orders_of("acct").unwrap(), ["o1", "o2"]);
+    }
+
+    #[test]
+    fn a_newer_schema_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.redb");
+        drop(Store::open(&path).unwrap());
+        {
+            let db = Database::create(&path).unwrap();
+            let txn = db.begin_write().unwrap();
+            txn.open_table(META)
+                .unwrap()
+                .insert("schema_version", 99)
+                .unwrap();
+            txn.commit().unwrap();
+        }
+        assert!(matches!(
+            Store::open(&path),
+            Err(StoreError::Schema { found: 99, .. })
+        ));
+    }
+}

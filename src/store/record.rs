@@ -1,0 +1,143 @@
+//! What is stored: one record type per table, serialised by `codec`.
+//!
+//! Times are Unix seconds. An order's stored status is never `ready`: `ready` is derived
+//! from its authorizations when the order is read (RFC 8555 §7.1.6), so it cannot go stale.
+
+use serde::{Deserialize, Serialize};
+
+use crate::acme::{
+    AccountStatus, AuthorizationStatus, ChallengeStatus, Identifier, OrderStatus, Problem,
+};
+
+/// An ACME account (RFC 8555 §7.1.2).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AccountRecord {
+    /// Random id; the last segment of the account URL.
+    pub id: String,
+    /// Status.
+    pub status: AccountStatus,
+    /// Contact URLs.
+    pub contact: Vec<String>,
+    /// Whether the terms of service were agreed to.
+    pub tos_agreed: Option<bool>,
+    /// The account's public key as a JWK.
+    pub jwk: serde_json::Value,
+    /// RFC 7638 thumbprint of `jwk`.
+    pub thumbprint: String,
+    /// Creation time.
+    pub created: u64,
+}
+
+/// An order (RFC 8555 §7.1.3).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OrderRecord {
+    /// Random id.
+    pub id: String,
+    /// Owning account.
+    pub account_id: String,
+    /// Stored status: pending, processing, valid or invalid (never ready, see module doc).
+    pub status: OrderStatus,
+    /// Requested identifiers, normalised.
+    pub identifiers: Vec<Identifier>,
+    /// Authorization ids, one per identifier.
+    pub authz_ids: Vec<String>,
+    /// Requested notBefore.
+    pub not_before: Option<u64>,
+    /// Requested notAfter.
+    pub not_after: Option<u64>,
+    /// Expiry of the order.
+    pub expires: u64,
+    /// Creation time.
+    pub created: u64,
+    /// Why the order is invalid.
+    pub error: Option<Problem>,
+    /// Serial (hex) of the issued certificate.
+    pub certificate: Option<String>,
+}
+
+/// An authorization (RFC 8555 §7.1.4).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AuthzRecord {
+    /// Random id.
+    pub id: String,
+    /// Owning account.
+    pub account_id: String,
+    /// The identifier (for a wildcard, its base name).
+    pub identifier: Identifier,
+    /// Status.
+    pub status: AuthorizationStatus,
+    /// Expiry.
+    pub expires: u64,
+    /// Whether it was created for a wildcard name.
+    pub wildcard: bool,
+    /// Challenges offered.
+    pub challenges: Vec<ChallengeRecord>,
+}
+
+/// A challenge inside an authorization.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ChallengeRecord {
+    /// `http-01`, `dns-01`, `tls-alpn-01`.
+    pub kind: String,
+    /// Random token (RFC 8555 §8.1: at least 128 bits, base64url).
+    pub token: String,
+    /// Status.
+    pub status: ChallengeStatus,
+    /// When it was validated.
+    pub validated: Option<u64>,
+    /// Why it failed.
+    pub error: Option<Problem>,
+}
+
+/// An issued certificate.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CertRecord {
+    /// Serial number, lower-case hex.
+    pub serial: String,
+    /// The account that ordered it.
+    pub account_id: String,
+    /// The order it fulfilled.
+    pub order_id: String,
+    /// Name of the issuing CA.
+    pub ca: String,
+    /// The certificate, DER.
+    #[serde(with = "b64")]
+    pub der: Vec<u8>,
+    /// Issuance time.
+    pub issued: u64,
+    /// notAfter.
+    pub not_after: u64,
+}
+
+/// What is about to be signed: committed before the token signs, removed when the
+/// certificate is stored. One left behind marks an issuance that did not complete.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct IssuanceIntent {
+    /// Serial number, lower-case hex.
+    pub serial: String,
+    /// The order being finalised.
+    pub order_id: String,
+    /// Issuing CA.
+    pub ca: String,
+    /// The exact TBSCertificate to be signed, DER.
+    #[serde(with = "b64")]
+    pub tbs: Vec<u8>,
+    /// When the intent was committed.
+    pub created: u64,
+}
+
+/// Bytes as base64 in the JSON encoding.
+mod b64 {
+    use base64::Engine;
+    use base64::engine::general_purpose::STANDARD;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub(super) fn serialize<S: Serializer>(bytes: &[u8], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&STANDARD.encode(bytes))
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+        let text = String::deserialize(d)?;
+        STANDARD.decode(text).map_err(serde::de::Error::custom)
+    }
+}

@@ -1,0 +1,29 @@
+//! Every table, in one place.
+
+use redb::{MultimapTableDefinition, TableDefinition};
+
+/// `schema_version` and other single values.
+pub(crate) const META: TableDefinition<'_, &str, u64> = TableDefinition::new("meta");
+/// account id → AccountRecord.
+pub(crate) const ACCOUNTS: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("accounts");
+/// JWK thumbprint → account id.
+pub(crate) const ACCOUNT_BY_KEY: TableDefinition<'_, &str, &str> =
+    TableDefinition::new("account_by_key");
+/// order id → OrderRecord.
+pub(crate) const ORDERS: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("orders");
+/// account id → order ids.
+pub(crate) const ORDERS_BY_ACCOUNT: MultimapTableDefinition<'_, &str, &str> =
+    MultimapTableDefinition::new("orders_by_account");
+/// authorization id → AuthzRecord.
+pub(crate) const AUTHZS: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("authzs");
+/// serial (hex) → CertRecord.
+pub(crate) const CERTS: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("certs");
+/// account id → serials.
+pub(crate) const CERTS_BY_ACCOUNT: MultimapTableDefinition<'_, &str, &str> =
+    MultimapTableDefinition::new("certs_by_account");
+/// serial (hex) → IssuanceIntent.
+pub(crate) const ISSUANCE_INTENTS: TableDefinition<'_, &str, &[u8]> =
+    TableDefinition::new("issuance_intents");
+
+/// The schema this build writes.
+pub(crate) const SCHEMA_VERSION: u64 = 1;
