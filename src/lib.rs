@@ -12,3 +12,4 @@ pub mod config;
 pub mod error;
 pub mod hsm;
 pub mod store;
+pub mod wfe;

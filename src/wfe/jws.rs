@@ -1,0 +1,335 @@
+//! JWS request verification (RFC 8555 §6.2–6.5), before any handler sees a payload.
+//!
+//! Order of checks: flattened JSON serialization only → protected header (algorithm on the
+//! allow-list, exactly one of `jwk`/`kid`, `url` equal to the request URL, nonce redeemed)
+//! → the key (embedded JWK, or the account named by `kid`, which must be valid) → the
+//! signature. Handlers receive a [`Verified`] request and nothing else.
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use josekit::jwk::Jwk;
+use josekit::jws::{ES256, ES384, EdDSA, JwsVerifier, RS256};
+use serde::Deserialize;
+use serde_json::{Map, Value};
+
+use super::nonce::{NonceError, NonceStore};
+use crate::acme::AccountStatus;
+use crate::error::{Error, ErrorKind};
+use crate::store::AccountRecord;
+
+/// JWS algorithms accepted for account keys (RFC 8555 §6.2: never `none`, never MACs).
+pub const ALGORITHMS: [&str; 4] = ["ES256", "ES384", "RS256", "EdDSA"];
+
+/// Which key a resource accepts (RFC 8555 §6.2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyRule {
+    /// newAccount: the key itself, `jwk`.
+    Jwk,
+    /// Everything bound to an account: `kid`.
+    Kid,
+    /// revokeCert: either (§7.6).
+    Either,
+}
+
+/// The key a request was verified with.
+#[derive(Debug, Clone)]
+pub enum VerifiedKey {
+    /// An embedded JWK (public members only) and its RFC 7638 thumbprint.
+    Jwk {
+        /// The JWK.
+        jwk: Value,
+        /// Its thumbprint.
+        thumbprint: String,
+    },
+    /// The account named by `kid`.
+    Account(AccountRecord),
+}
+
+/// A verified request.
+#[derive(Debug, Clone)]
+pub struct Verified {
+    /// The decoded payload; empty for POST-as-GET (§6.3).
+    pub payload: Vec<u8>,
+    /// Who signed it.
+    pub key: VerifiedKey,
+}
+
+impl Verified {
+    /// The account, for resources that require `kid`.
+    pub fn account(&self) -> Result<&AccountRecord, Error> {
+        match &self.key {
+            VerifiedKey::Account(account) => Ok(account),
+            VerifiedKey::Jwk { .. } => Err(Error::malformed("this resource requires \"kid\"")),
+        }
+    }
+
+    /// Whether this is a POST-as-GET.
+    pub fn is_post_as_get(&self) -> bool {
+        self.payload.is_empty()
+    }
+
+    /// Parses the payload as `T`.
+    pub fn parse<T: for<'de> Deserialize<'de>>(&self) -> Result<T, Error> {
+        if self.payload.is_empty() {
+            return Err(Error::malformed(
+                "this request needs a payload, not POST-as-GET",
+            ));
+        }
+        serde_json::from_slice(&self.payload).map_err(|e| Error::malformed(format!("payload: {e}")))
+    }
+}
+
+/// RFC 7515 §7.2.2 flattened JSON serialization; unknown members (an unprotected `header`,
+/// `signatures`) are refused, as RFC 8555 §6.2 forbids them.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Flattened {
+    protected: String,
+    payload: String,
+    signature: String,
+}
+
+#[derive(Deserialize)]
+struct Protected {
+    alg: Option<String>,
+    nonce: Option<String>,
+    url: Option<String>,
+    jwk: Option<Map<String, Value>>,
+    kid: Option<String>,
+    #[serde(default)]
+    b64: Option<bool>,
+}
+
+fn b64(field: &str, value: &str) -> Result<Vec<u8>, Error> {
+    URL_SAFE_NO_PAD
+        .decode(value)
+        .map_err(|_| Error::malformed(format!("JWS {field} is not base64url without padding")))
+}
+
+/// What verification needs from the rest of the server.
+pub struct Context<'a> {
+    /// The URL the request was sent to (base URL + path).
+    pub url: &'a str,
+    /// Outstanding nonces.
+    pub nonces: &'a NonceStore,
+    /// Account URLs start with this; the rest is the account id.
+    pub account_url_prefix: &'a str,
+    /// Looks an account up by id.
+    pub account: &'a dyn Fn(&str) -> Result<Option<AccountRecord>, Error>,
+}
+
+/// Verifies a request body sent to `ctx.url`.
+pub fn verify(body: &[u8], rule: KeyRule, ctx: &Context<'_>) -> Result<Verified, Error> {
+    let jws: Flattened = serde_json::from_slice(body).map_err(|e| {
+        Error::malformed(format!(
+            "the body must be a JWS in flattened JSON serialization: {e}"
+        ))
+    })?;
+    let header_bytes = b64("protected header", &jws.protected)?;
+    let header: Protected = serde_json::from_slice(&header_bytes)
+        .map_err(|e| Error::malformed(format!("JWS protected header: {e}")))?;
+
+    // §6.2: the algorithm.
+    let alg = header
+        .alg
+        .as_deref()
+        .ok_or_else(|| Error::malformed("JWS protected header has no \"alg\""))?;
+    if !ALGORITHMS.contains(&alg) {
+        return Err(Error::new(
+            ErrorKind::BadSignatureAlgorithm,
+            format!(
+                "JWS algorithm {alg:?} is not accepted; use one of {}",
+                ALGORITHMS.join(", ")
+            ),
+        ));
+    }
+    if header.b64 == Some(false) {
+        return Err(Error::malformed(
+            "unencoded payloads (b64: false) are not accepted",
+        ));
+    }
+    // §6.2: exactly one of jwk and kid, as the resource demands.
+    let source = match (header.jwk, header.kid, rule) {
+        (Some(_), Some(_), _) => {
+            return Err(Error::malformed("JWS header has both \"jwk\" and \"kid\""));
+        }
+        (None, None, _) => {
+            return Err(Error::malformed(
+                "JWS header has neither \"jwk\" nor \"kid\"",
+            ));
+        }
+        (Some(_), None, KeyRule::Kid) => {
+            return Err(Error::malformed(
+                "this resource requires \"kid\", not \"jwk\"",
+            ));
+        }
+        (None, Some(_), KeyRule::Jwk) => {
+            return Err(Error::malformed(
+                "this resource requires \"jwk\", not \"kid\"",
+            ));
+        }
+        (Some(jwk), None, _) => Source::Jwk(jwk),
+        (None, Some(kid), _) => Source::Kid(kid),
+    };
+    // §6.4: the URL the client meant must be the one it reached.
+    match header.url.as_deref() {
+        Some(url) if url == ctx.url => {}
+        Some(url) => {
+            return Err(Error::unauthorized(format!(
+                "JWS \"url\" {url:?} does not match the request URL {:?}",
+                ctx.url
+            )));
+        }
+        None => return Err(Error::malformed("JWS protected header has no \"url\"")),
+    }
+    // §6.5: the nonce, once.
+    let nonce = header
+        .nonce
+        .as_deref()
+        .ok_or_else(|| Error::new(ErrorKind::BadNonce, "JWS protected header has no \"nonce\""))?;
+    ctx.nonces.redeem(nonce).map_err(|e| {
+        Error::new(
+            ErrorKind::BadNonce,
+            match e {
+                NonceError::Unknown => "nonce unknown or already used; get a fresh one",
+                NonceError::Expired => "nonce expired; get a fresh one",
+            },
+        )
+    })?;
+
+    let (jwk, key) = match source {
+        Source::Jwk(map) => {
+            let public = public_jwk(map)?;
+            let thumbprint = thumbprint(&public)?;
+            (
+                public.clone(),
+                VerifiedKey::Jwk {
+                    jwk: public,
+                    thumbprint,
+                },
+            )
+        }
+        Source::Kid(kid) => {
+            let id = kid.strip_prefix(ctx.account_url_prefix).ok_or_else(|| {
+                Error::new(
+                    ErrorKind::AccountDoesNotExist,
+                    format!("{kid:?} is not an account URL of this server"),
+                )
+            })?;
+            let account = (ctx.account)(id)?.ok_or_else(|| {
+                Error::new(
+                    ErrorKind::AccountDoesNotExist,
+                    format!("no account {kid:?}"),
+                )
+            })?;
+            if account.status != AccountStatus::Valid {
+                return Err(Error::unauthorized(format!(
+                    "account {kid:?} is {}",
+                    account.status
+                )));
+            }
+            (account.jwk.clone(), VerifiedKey::Account(account))
+        }
+    };
+
+    let signature = b64("signature", &jws.signature)?;
+    let verifier = verifier(alg, &jwk)?;
+    let signing_input = format!("{}.{}", jws.protected, jws.payload);
+    verifier
+        .verify(signing_input.as_bytes(), &signature)
+        .map_err(|_| Error::malformed("JWS signature does not verify"))?;
+    let payload = b64("payload", &jws.payload)?;
+    Ok(Verified { payload, key })
+}
+
+enum Source {
+    Jwk(Map<String, Value>),
+    Kid(String),
+}
+
+/// Builds a verifier for `alg` over `jwk`, refusing keys that do not fit the algorithm.
+fn verifier(alg: &str, jwk: &Value) -> Result<Box<dyn JwsVerifier>, Error> {
+    let bad_key = |e: josekit::JoseError| {
+        Error::new(
+            ErrorKind::BadPublicKey,
+            format!("the key cannot verify {alg}: {e}"),
+        )
+    };
+    let map = jwk
+        .as_object()
+        .cloned()
+        .ok_or_else(|| Error::malformed("\"jwk\" is not an object"))?;
+    let jwk = Jwk::from_map(map).map_err(bad_key)?;
+    Ok(match alg {
+        "ES256" => Box::new(ES256.verifier_from_jwk(&jwk).map_err(bad_key)?),
+        "ES384" => Box::new(ES384.verifier_from_jwk(&jwk).map_err(bad_key)?),
+        // josekit refuses RSA keys under 2048 bits.
+        "RS256" => Box::new(RS256.verifier_from_jwk(&jwk).map_err(bad_key)?),
+        "EdDSA" if jwk.curve() == Some("Ed25519") => {
+            Box::new(EdDSA.verifier_from_jwk(&jwk).map_err(bad_key)?)
+        }
+        _ => {
+            return Err(Error::new(
+                ErrorKind::BadSignatureAlgorithm,
+                format!("{alg} does not fit this key"),
+            ));
+        }
+    })
+}
+
+/// The public members of a JWK; a JWK carrying private members is refused.
+fn public_jwk(map: Map<String, Value>) -> Result<Value, Error> {
+    for private in ["d", "p", "q", "dp", "dq", "qi", "k"] {
+        if map.contains_key(private) {
+            return Err(Error::malformed(format!(
+                "\"jwk\" contains the private member {private:?}"
+            )));
+        }
+    }
+    Ok(Value::Object(map))
+}
+
+/// RFC 7638 JWK thumbprint: SHA-256 over the required members in lexicographic order.
+pub fn thumbprint(jwk: &Value) -> Result<String, Error> {
+    let member = |name: &str| {
+        jwk.get(name)
+            .and_then(Value::as_str)
+            .ok_or_else(|| Error::new(ErrorKind::BadPublicKey, format!("\"jwk\" lacks {name:?}")))
+    };
+    let kty = member("kty")?;
+    // Members are written in lexicographic order, so the result does not depend on how
+    // the JSON map orders keys.
+    let canonical = match kty {
+        "EC" => format!(
+            r#"{{"crv":{},"kty":"EC","x":{},"y":{}}}"#,
+            json_str(member("crv")?),
+            json_str(member("x")?),
+            json_str(member("y")?)
+        ),
+        "RSA" => format!(
+            r#"{{"e":{},"kty":"RSA","n":{}}}"#,
+            json_str(member("e")?),
+            json_str(member("n")?)
+        ),
+        "OKP" => format!(
+            r#"{{"crv":{},"kty":"OKP","x":{}}}"#,
+            json_str(member("crv")?),
+            json_str(member("x")?)
+        ),
+        other => {
+            return Err(Error::new(
+                ErrorKind::BadPublicKey,
+                format!("key type {other:?} is not accepted"),
+            ));
+        }
+    };
+    let digest = ring::digest::digest(&ring::digest::SHA256, canonical.as_bytes());
+    Ok(URL_SAFE_NO_PAD.encode(digest.as_ref()))
+}
+
+fn json_str(s: &str) -> String {
+    Value::String(s.to_owned()).to_string()
+}
+
+#[cfg(test)]
+mod tests;

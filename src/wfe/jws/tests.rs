@@ -1,0 +1,365 @@
+//! One case per rejection (RFC 8555 §6.2–6.5), plus the accepted shapes.
+
+use std::time::Duration;
+
+use josekit::jws::{JwsSigner, alg::ecdsa::EcdsaJwsAlgorithm};
+use serde_json::json;
+
+use super::*;
+
+const URL: &str = "https://ca.test/acme/new-order";
+const ACCT_PREFIX: &str = "https://ca.test/acme/acct/";
+
+struct Client {
+    signer: Box<dyn JwsSigner>,
+    jwk: Value,
+}
+
+fn client(alg: EcdsaJwsAlgorithm) -> Client {
+    let pair = alg.generate_key_pair().unwrap();
+    let signer = Box::new(alg.signer_from_jwk(&pair.to_jwk_private_key()).unwrap());
+    let jwk = Value::Object(pair.to_jwk_public_key().as_ref().clone());
+    Client { signer, jwk }
+}
+
+fn encode(value: &[u8]) -> String {
+    URL_SAFE_NO_PAD.encode(value)
+}
+
+fn sign(client: &Client, header: Value, payload: &[u8]) -> Vec<u8> {
+    let protected = encode(header.to_string().as_bytes());
+    let payload = encode(payload);
+    let input = format!("{protected}.{payload}");
+    let signature = encode(&client.signer.sign(input.as_bytes()).unwrap());
+    json!({"protected": protected, "payload": payload, "signature": signature})
+        .to_string()
+        .into_bytes()
+}
+
+fn account(client: &Client, status: AccountStatus) -> AccountRecord {
+    AccountRecord {
+        id: "a1".into(),
+        status,
+        contact: vec![],
+        tos_agreed: Some(true),
+        jwk: client.jwk.clone(),
+        thumbprint: thumbprint(&client.jwk).unwrap(),
+        created: 0,
+    }
+}
+
+fn run(
+    body: &[u8],
+    rule: KeyRule,
+    nonces: &NonceStore,
+    accounts: &[AccountRecord],
+) -> Result<Verified, Error> {
+    let lookup = |id: &str| Ok(accounts.iter().find(|a| a.id == id).cloned());
+    let ctx = Context {
+        url: URL,
+        nonces,
+        account_url_prefix: ACCT_PREFIX,
+        account: &lookup,
+    };
+    verify(body, rule, &ctx)
+}
+
+fn kind(result: Result<Verified, Error>) -> ErrorKind {
+    match result {
+        Ok(_) => panic!("accepted a request that must be refused"),
+        Err(e) => e.kind,
+    }
+}
+
+#[test]
+fn a_jwk_request_verifies_and_yields_the_thumbprint() {
+    let nonces = NonceStore::new(10, Duration::from_secs(60));
+    let c = client(ES256);
+    let header = json!({"alg": "ES256", "nonce": nonces.issue(), "url": URL, "jwk": c.jwk});
+    let verified = run(&sign(&c, header, b"{\"a\":1}"), KeyRule::Jwk, &nonces, &[]).unwrap();
+    assert_eq!(verified.payload, b"{\"a\":1}");
+    match verified.key {
+        VerifiedKey::Jwk { thumbprint: t, .. } => assert_eq!(t, thumbprint(&c.jwk).unwrap()),
+        VerifiedKey::Account(_) => panic!("expected a jwk"),
+    }
+}
+
+#[test]
+fn a_kid_request_finds_the_account_and_post_as_get_is_empty() {
+    let nonces = NonceStore::new(10, Duration::from_secs(60));
+    let c = client(ES384);
+    let header = json!({"alg": "ES384", "nonce": nonces.issue(), "url": URL, "kid": format!("{ACCT_PREFIX}a1")});
+    let accounts = [account(&c, AccountStatus::Valid)];
+    let verified = run(&sign(&c, header, b""), KeyRule::Kid, &nonces, &accounts).unwrap();
+    assert!(verified.is_post_as_get());
+    assert_eq!(verified.account().unwrap().id, "a1");
+}
+
+#[test]
+fn every_malformed_or_unauthorised_request_gets_its_problem() {
+    let nonces = NonceStore::new(100, Duration::from_secs(60));
+    let c = client(ES256);
+    let other = client(ES256);
+    let kid = format!("{ACCT_PREFIX}a1");
+    let valid = [account(&c, AccountStatus::Valid)];
+    let deactivated = [account(&c, AccountStatus::Deactivated)];
+    let n = || nonces.issue();
+
+    let cases: Vec<(&str, Vec<u8>, KeyRule, &[AccountRecord], ErrorKind)> = vec![
+        (
+            "alg none",
+            sign(
+                &c,
+                json!({"alg": "none", "nonce": n(), "url": URL, "jwk": c.jwk}),
+                b"{}",
+            ),
+            KeyRule::Jwk,
+            &[],
+            ErrorKind::BadSignatureAlgorithm,
+        ),
+        (
+            "alg HS256",
+            sign(
+                &c,
+                json!({"alg": "HS256", "nonce": n(), "url": URL, "jwk": c.jwk}),
+                b"{}",
+            ),
+            KeyRule::Jwk,
+            &[],
+            ErrorKind::BadSignatureAlgorithm,
+        ),
+        (
+            "no alg",
+            sign(&c, json!({"nonce": n(), "url": URL, "jwk": c.jwk}), b"{}"),
+            KeyRule::Jwk,
+            &[],
+            ErrorKind::Malformed,
+        ),
+        (
+            "jwk and kid",
+            sign(
+                &c,
+                json!({"alg": "ES256", "nonce": n(), "url": URL, "jwk": c.jwk, "kid": kid}),
+                b"{}",
+            ),
+            KeyRule::Either,
+            &valid,
+            ErrorKind::Malformed,
+        ),
+        (
+            "neither",
+            sign(&c, json!({"alg": "ES256", "nonce": n(), "url": URL}), b"{}"),
+            KeyRule::Either,
+            &[],
+            ErrorKind::Malformed,
+        ),
+        (
+            "jwk where kid is required",
+            sign(
+                &c,
+                json!({"alg": "ES256", "nonce": n(), "url": URL, "jwk": c.jwk}),
+                b"{}",
+            ),
+            KeyRule::Kid,
+            &[],
+            ErrorKind::Malformed,
+        ),
+        (
+            "kid where jwk is required",
+            sign(
+                &c,
+                json!({"alg": "ES256", "nonce": n(), "url": URL, "kid": kid}),
+                b"{}",
+            ),
+            KeyRule::Jwk,
+            &valid,
+            ErrorKind::Malformed,
+        ),
+        (
+            "wrong url",
+            sign(
+                &c,
+                json!({"alg": "ES256", "nonce": n(), "url": "https://ca.test/acme/other", "jwk": c.jwk}),
+                b"{}",
+            ),
+            KeyRule::Jwk,
+            &[],
+            ErrorKind::Unauthorized,
+        ),
+        (
+            "no url",
+            sign(
+                &c,
+                json!({"alg": "ES256", "nonce": n(), "jwk": c.jwk}),
+                b"{}",
+            ),
+            KeyRule::Jwk,
+            &[],
+            ErrorKind::Malformed,
+        ),
+        (
+            "no nonce",
+            sign(&c, json!({"alg": "ES256", "url": URL, "jwk": c.jwk}), b"{}"),
+            KeyRule::Jwk,
+            &[],
+            ErrorKind::BadNonce,
+        ),
+        (
+            "unknown nonce",
+            sign(
+                &c,
+                json!({"alg": "ES256", "nonce": "AAAAAAAAAAAAAAAAAAAAAA", "url": URL, "jwk": c.jwk}),
+                b"{}",
+            ),
+            KeyRule::Jwk,
+            &[],
+            ErrorKind::BadNonce,
+        ),
+        (
+            "unknown kid",
+            sign(
+                &c,
+                json!({"alg": "ES256", "nonce": n(), "url": URL, "kid": format!("{ACCT_PREFIX}zz")}),
+                b"{}",
+            ),
+            KeyRule::Kid,
+            &valid,
+            ErrorKind::AccountDoesNotExist,
+        ),
+        (
+            "foreign kid",
+            sign(
+                &c,
+                json!({"alg": "ES256", "nonce": n(), "url": URL, "kid": "https://elsewhere/acct/a1"}),
+                b"{}",
+            ),
+            KeyRule::Kid,
+            &valid,
+            ErrorKind::AccountDoesNotExist,
+        ),
+        (
+            "deactivated account",
+            sign(
+                &c,
+                json!({"alg": "ES256", "nonce": n(), "url": URL, "kid": kid}),
+                b"{}",
+            ),
+            KeyRule::Kid,
+            &deactivated,
+            ErrorKind::Unauthorized,
+        ),
+        (
+            "signed by another key",
+            sign(
+                &other,
+                json!({"alg": "ES256", "nonce": n(), "url": URL, "kid": kid}),
+                b"{}",
+            ),
+            KeyRule::Kid,
+            &valid,
+            ErrorKind::Malformed,
+        ),
+        (
+            "alg does not fit the key",
+            sign(
+                &c,
+                json!({"alg": "ES384", "nonce": n(), "url": URL, "jwk": c.jwk}),
+                b"{}",
+            ),
+            KeyRule::Jwk,
+            &[],
+            ErrorKind::BadPublicKey,
+        ),
+        (
+            "unencoded payload",
+            sign(
+                &c,
+                json!({"alg": "ES256", "nonce": n(), "url": URL, "jwk": c.jwk, "b64": false}),
+                b"{}",
+            ),
+            KeyRule::Jwk,
+            &[],
+            ErrorKind::Malformed,
+        ),
+    ];
+    for (name, body, rule, accounts, expected) in cases {
+        assert_eq!(
+            kind(run(&body, rule, &nonces, accounts)),
+            expected,
+            "{name}"
+        );
+    }
+}
+
+#[test]
+fn replayed_nonce_and_other_serializations_are_refused() {
+    let nonces = NonceStore::new(10, Duration::from_secs(60));
+    let c = client(ES256);
+    let body = sign(
+        &c,
+        json!({"alg": "ES256", "nonce": nonces.issue(), "url": URL, "jwk": c.jwk}),
+        b"{}",
+    );
+    assert!(run(&body, KeyRule::Jwk, &nonces, &[]).is_ok());
+    assert_eq!(
+        kind(run(&body, KeyRule::Jwk, &nonces, &[])),
+        ErrorKind::BadNonce,
+        "replay"
+    );
+
+    let mut general: Value = serde_json::from_slice(&body).unwrap();
+    general["signatures"] = json!([]);
+    assert_eq!(
+        kind(run(
+            general.to_string().as_bytes(),
+            KeyRule::Jwk,
+            &nonces,
+            &[]
+        )),
+        ErrorKind::Malformed
+    );
+    let mut unprotected: Value = serde_json::from_slice(&body).unwrap();
+    unprotected["header"] = json!({"kid": "x"});
+    assert_eq!(
+        kind(run(
+            unprotected.to_string().as_bytes(),
+            KeyRule::Jwk,
+            &nonces,
+            &[]
+        )),
+        ErrorKind::Malformed
+    );
+    assert_eq!(
+        kind(run(b"eyJhbGciOi.e30.c2ln", KeyRule::Jwk, &nonces, &[])),
+        ErrorKind::Malformed,
+        "compact"
+    );
+
+    let mut with_private = c.jwk.clone();
+    with_private["d"] = json!("AAAA");
+    let body = sign(
+        &c,
+        json!({"alg": "ES256", "nonce": nonces.issue(), "url": URL, "jwk": with_private}),
+        b"{}",
+    );
+    assert_eq!(
+        kind(run(&body, KeyRule::Jwk, &nonces, &[])),
+        ErrorKind::Malformed
+    );
+}
+
+#[test]
+fn thumbprint_matches_rfc_7638_example() {
+    // RFC 7638 §3.1.
+    let jwk = json!({
+        "kty": "RSA",
+        "n": "0vx7agoebGcQSuuPiLJXZptN9nndrQmbXEps2aiAFbWhM78LhWx4cbbfAAtVT86zwu1RK7aPFFxuhDR1L6tSoc_BJECPebWKRXjBZCiFV4n3oknjhMstn64tZ_2W-5JsGY4Hc5n9yBXArwl93lqt7_RN5w6Cf0h4QyQ5v-65YGjQR0_FDW2QvzqY368QQMicAtaSqzs8KJZgnYb9c7d0zgdAZHzu6qMQvRL5hajrn1n91CbOpbISD08qNLyrdkt-bFTWhAI4vMQFh6WeZu0fM4lFd2NcRwr3XPksINHaQ-G_xBniIqbw0Ls1jF44-csFCur-kEgU8awapJzKnqDKgw",
+        "e": "AQAB",
+        "alg": "RS256",
+        "kid": "2011-04-29"
+    });
+    assert_eq!(
+        thumbprint(&jwk).unwrap(),
+        "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs"
+    );
+}
