@@ -8,8 +8,10 @@
 pub mod acme;
 pub mod ca;
 pub mod cli;
+pub mod clock;
 pub mod config;
 pub mod error;
 pub mod hsm;
+pub mod policy;
 pub mod store;
 pub mod wfe;

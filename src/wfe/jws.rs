@@ -14,6 +14,7 @@ use serde_json::{Map, Value};
 
 use super::nonce::{NonceError, NonceStore};
 use crate::acme::AccountStatus;
+pub use crate::acme::jwk::thumbprint;
 use crate::error::{Error, ErrorKind};
 use crate::store::AccountRecord;
 
@@ -287,48 +288,6 @@ fn public_jwk(map: Map<String, Value>) -> Result<Value, Error> {
         }
     }
     Ok(Value::Object(map))
-}
-
-/// RFC 7638 JWK thumbprint: SHA-256 over the required members in lexicographic order.
-pub fn thumbprint(jwk: &Value) -> Result<String, Error> {
-    let member = |name: &str| {
-        jwk.get(name)
-            .and_then(Value::as_str)
-            .ok_or_else(|| Error::new(ErrorKind::BadPublicKey, format!("\"jwk\" lacks {name:?}")))
-    };
-    let kty = member("kty")?;
-    // Members are written in lexicographic order, so the result does not depend on how
-    // the JSON map orders keys.
-    let canonical = match kty {
-        "EC" => format!(
-            r#"{{"crv":{},"kty":"EC","x":{},"y":{}}}"#,
-            json_str(member("crv")?),
-            json_str(member("x")?),
-            json_str(member("y")?)
-        ),
-        "RSA" => format!(
-            r#"{{"e":{},"kty":"RSA","n":{}}}"#,
-            json_str(member("e")?),
-            json_str(member("n")?)
-        ),
-        "OKP" => format!(
-            r#"{{"crv":{},"kty":"OKP","x":{}}}"#,
-            json_str(member("crv")?),
-            json_str(member("x")?)
-        ),
-        other => {
-            return Err(Error::new(
-                ErrorKind::BadPublicKey,
-                format!("key type {other:?} is not accepted"),
-            ));
-        }
-    };
-    let digest = ring::digest::digest(&ring::digest::SHA256, canonical.as_bytes());
-    Ok(URL_SAFE_NO_PAD.encode(digest.as_ref()))
-}
-
-fn json_str(s: &str) -> String {
-    Value::String(s.to_owned()).to_string()
 }
 
 #[cfg(test)]

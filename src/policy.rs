@@ -1,0 +1,281 @@
+//! What this CA is willing to issue for: identifier syntax and scope, challenge types per
+//! identifier, requested validity. The RA asks; nothing here does I/O.
+
+use std::collections::BTreeSet;
+
+use crate::acme::Identifier;
+use crate::acme::problem::{ProblemType, Subproblem};
+use crate::error::{Error, ErrorKind};
+
+/// The most identifiers one order may carry.
+const DEFAULT_MAX_IDENTIFIERS: usize = 100;
+
+/// Issuance policy of one ACME profile.
+#[derive(Debug, Clone)]
+pub struct Policy {
+    /// Names must equal or end in one of these (empty: any public-looking name).
+    pub allowed_domains: Vec<String>,
+    /// Most identifiers per order.
+    pub max_identifiers: usize,
+    /// Longest certificate lifetime, seconds.
+    pub max_validity: u64,
+    /// How far back a requested notBefore may lie, seconds.
+    pub max_backdate: u64,
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Self {
+            allowed_domains: Vec::new(),
+            max_identifiers: DEFAULT_MAX_IDENTIFIERS,
+            max_validity: 90 * 86_400,
+            max_backdate: 86_400,
+        }
+    }
+}
+
+impl Policy {
+    /// Normalises and checks an order's identifiers (RFC 8555 §7.4). Every bad identifier
+    /// is reported, each as a subproblem (§6.7.1).
+    pub fn check_identifiers(&self, identifiers: &[Identifier]) -> Result<Vec<Identifier>, Error> {
+        if identifiers.is_empty() {
+            return Err(Error::malformed("the order has no identifiers"));
+        }
+        if identifiers.len() > self.max_identifiers {
+            return Err(Error::new(
+                ErrorKind::RejectedIdentifier,
+                format!(
+                    "an order may carry at most {} identifiers",
+                    self.max_identifiers
+                ),
+            ));
+        }
+        let mut out = BTreeSet::new();
+        let mut problems = Vec::new();
+        for identifier in identifiers {
+            match self.check_one(identifier) {
+                Ok(normal) => {
+                    out.insert(normal);
+                }
+                Err((kind, detail)) => {
+                    problems.push(Subproblem::new(kind, detail, identifier.clone()))
+                }
+            }
+        }
+        match problems.as_slice() {
+            [] => Ok(out.into_iter().collect()),
+            [one] => {
+                let kind = if one.kind == ProblemType::UnsupportedIdentifier.urn() {
+                    ErrorKind::UnsupportedIdentifier
+                } else {
+                    ErrorKind::RejectedIdentifier
+                };
+                Err(
+                    Error::new(kind, format!("{}: {}", one.identifier.value, one.detail))
+                        .with_subproblems(problems),
+                )
+            }
+            many => Err(Error::new(
+                ErrorKind::RejectedIdentifier,
+                format!("{} identifiers were refused; see subproblems", many.len()),
+            )
+            .with_subproblems(problems)),
+        }
+    }
+
+    fn check_one(&self, identifier: &Identifier) -> Result<Identifier, (ProblemType, String)> {
+        if identifier.kind != "dns" {
+            return Err((
+                ProblemType::UnsupportedIdentifier,
+                format!(
+                    "identifier type {:?} is not supported; use \"dns\"",
+                    identifier.kind
+                ),
+            ));
+        }
+        let name = identifier.value.to_ascii_lowercase();
+        check_dns_name(&name).map_err(|e| (ProblemType::RejectedIdentifier, e))?;
+        if !self.allowed_domains.is_empty()
+            && !self
+                .allowed_domains
+                .iter()
+                .any(|d| name == *d || name.ends_with(&format!(".{d}")))
+        {
+            return Err((
+                ProblemType::RejectedIdentifier,
+                format!("{name} is outside the domains this CA issues for"),
+            ));
+        }
+        Ok(Identifier::dns(name))
+    }
+
+    /// Checks a requested validity window (RFC 8555 §7.4 notBefore/notAfter) at `now`.
+    /// Returns the window to issue with.
+    pub fn check_validity(
+        &self,
+        not_before: Option<u64>,
+        not_after: Option<u64>,
+        now: u64,
+    ) -> Result<(u64, u64), Error> {
+        let start = not_before.unwrap_or(now);
+        if start + self.max_backdate < now {
+            return Err(Error::malformed("notBefore lies too far in the past"));
+        }
+        if start > now + self.max_validity {
+            return Err(Error::malformed("notBefore lies too far in the future"));
+        }
+        let end = not_after.unwrap_or(start + self.max_validity);
+        if end <= start {
+            return Err(Error::malformed("notAfter must be later than notBefore"));
+        }
+        if end - start > self.max_validity {
+            return Err(Error::malformed(format!(
+                "the requested validity exceeds the {} days this profile allows",
+                self.max_validity / 86_400
+            )));
+        }
+        Ok((start, end))
+    }
+}
+
+/// RFC 1035 §2.3.1 preferred name syntax (LDH labels), as CA/B Forum BR §3.2.2.4 expects.
+fn check_dns_name(name: &str) -> Result<(), String> {
+    if name.starts_with("*.") {
+        return Err("wildcard names are not supported by this profile".into());
+    }
+    if name.is_empty() || name.len() > 253 {
+        return Err("a DNS name is 1 to 253 characters long".into());
+    }
+    if name.ends_with('.') {
+        return Err("a DNS name must not end with a dot".into());
+    }
+    if name.parse::<std::net::IpAddr>().is_ok() {
+        return Err("an IP address is not a DNS name".into());
+    }
+    let labels: Vec<&str> = name.split('.').collect();
+    if labels.len() < 2 {
+        return Err("a DNS name needs at least two labels".into());
+    }
+    for label in &labels {
+        if label.is_empty() || label.len() > 63 {
+            return Err(format!("label {label:?} must be 1 to 63 characters"));
+        }
+        if !label
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        {
+            return Err(format!(
+                "label {label:?} has characters other than a-z, 0-9 and '-'"
+            ));
+        }
+        if label.starts_with('-') || label.ends_with('-') {
+            return Err(format!("label {label:?} starts or ends with '-'"));
+        }
+    }
+    if labels
+        .last()
+        .is_some_and(|tld| tld.bytes().all(|b| b.is_ascii_digit()))
+    {
+        return Err("the last label must not be all digits".into());
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dns(v: &str) -> Identifier {
+        Identifier::dns(v)
+    }
+
+    #[test]
+    fn names_are_lowercased_deduplicated_and_sorted() {
+        let policy = Policy::default();
+        let ids = policy
+            .check_identifiers(&[
+                dns("B.example.test"),
+                dns("a.example.test"),
+                dns("b.EXAMPLE.test"),
+            ])
+            .unwrap();
+        assert_eq!(ids, [dns("a.example.test"), dns("b.example.test")]);
+    }
+
+    #[test]
+    fn bad_names_are_refused_with_one_subproblem_each() {
+        let policy = Policy::default();
+        let bad = [
+            "*.example.test",
+            "example",
+            "ex ample.test",
+            "-a.test",
+            "a-.test",
+            "a..test",
+            "192.0.2.1",
+            "a.test.",
+            "a.123",
+        ];
+        for name in bad {
+            let err = policy.check_identifiers(&[dns(name)]).unwrap_err();
+            assert_eq!(err.kind, ErrorKind::RejectedIdentifier, "{name}");
+            assert_eq!(err.subproblems.len(), 1, "{name}");
+        }
+        let err = policy
+            .check_identifiers(&[dns("ok.test"), dns("bad_name.test"), dns("x")])
+            .unwrap_err();
+        assert_eq!(err.subproblems.len(), 2);
+        assert_eq!(err.subproblems[0].identifier.value, "bad_name.test");
+    }
+
+    #[test]
+    fn ip_identifiers_are_unsupported_and_scope_is_enforced() {
+        let policy = Policy {
+            allowed_domains: vec!["example.net".into()],
+            ..Policy::default()
+        };
+        let ip = Identifier {
+            kind: "ip".into(),
+            value: "192.0.2.1".into(),
+        };
+        assert_eq!(
+            policy.check_identifiers(&[ip]).unwrap_err().kind,
+            ErrorKind::UnsupportedIdentifier
+        );
+        assert!(policy.check_identifiers(&[dns("www.example.net")]).is_ok());
+        assert!(policy.check_identifiers(&[dns("example.net")]).is_ok());
+        assert!(policy.check_identifiers(&[dns("badexample.net")]).is_err());
+        assert!(policy.check_identifiers(&[]).is_err());
+    }
+
+    #[test]
+    fn validity_is_honoured_within_the_profile_or_refused() {
+        let policy = Policy::default();
+        let now = 1_000_000_000;
+        assert_eq!(
+            policy.check_validity(None, None, now).unwrap(),
+            (now, now + 90 * 86_400)
+        );
+        assert_eq!(
+            policy
+                .check_validity(Some(now), Some(now + 86_400), now)
+                .unwrap(),
+            (now, now + 86_400)
+        );
+        assert!(
+            policy
+                .check_validity(None, Some(now + 91 * 86_400), now)
+                .is_err()
+        );
+        assert!(
+            policy
+                .check_validity(Some(now - 2 * 86_400), None, now)
+                .is_err()
+        );
+        assert!(
+            policy
+                .check_validity(Some(now + 10), Some(now + 5), now)
+                .is_err()
+        );
+    }
+}
