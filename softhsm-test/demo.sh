@@ -1,16 +1,23 @@
 #!/bin/sh
-# demo.sh: a complete hsm-acme CA on a SoftHSM token, from nothing.
+# demo.sh [--setup-only]: a complete hsm-acme CA on a SoftHSM token, from nothing.
 #
 # Installs what is missing (softhsm2, opensc, a build toolchain's C parts), builds hsm-acme,
 # creates a token, a root and an issuing CA whose keys live only on the token, and a
-# configuration, all under $HSM_ACME_DEMO_DIR (default: target/demo). Running it again
-# reuses the token, the CA and the state.
+# configuration, all under $HSM_ACME_DEMO_DIR (default: target/demo), then serves ACME on
+# https://127.0.0.1:8443/directory. Running it again reuses the token, the CA and the state.
+#
+# Environment overrides: HSM_ACME_LISTEN (ip:port to serve on), HSM_ACME_HTTP01_PORT (port
+# http-01 is validated on, default 80), HSM_ACME_TLSALPN01_PORT, HSM_ACME_DNS_RESOLVER
+# (ip:port of the DNS server used for validation; default: the system's).
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/.." && pwd)
 . "$here/lib.sh"
 
+serve=1
+[ "${1:-}" = "--setup-only" ] && serve=0
 demo_dir=${HSM_ACME_DEMO_DIR:-$repo/target/demo}
+listen=${HSM_ACME_LISTEN:-127.0.0.1:8443}
 token_label=hsm-acme-demo
 
 ensure_packages $HSM_ACME_PACKAGES
@@ -95,9 +102,33 @@ CONF
     echo "wrote $config" >&2
 fi
 
+if ! grep -q '^\[server\]' "$config"; then
+    cat >> "$config" <<CONF
+
+# The HTTPS listener. Its TLS key is generated on the token; its certificate is issued by
+# the issuing CA at start-up (and renewed in the last third of its life).
+[server]
+listen = "127.0.0.1:8443"
+tls_names = ["127.0.0.1", "localhost"]
+tls_certificate = "server-tls.pem"
+
+[acme]
+ca = "issuing"
+validity_days = 90
+
+[validation]
+http01_port = 80
+CONF
+fi
+
 "$bin" --config "$config" ca init
 "$bin" --config "$config" hsm check
 openssl verify -CAfile "$demo_dir/trust-anchor.pem" "$demo_dir/issuing-ca.pem" >/dev/null
+
+set -- --listen "$listen"
+[ -n "${HSM_ACME_HTTP01_PORT:-}" ] && set -- "$@" --http01-port "$HSM_ACME_HTTP01_PORT"
+[ -n "${HSM_ACME_TLSALPN01_PORT:-}" ] && set -- "$@" --tls-alpn01-port "$HSM_ACME_TLSALPN01_PORT"
+[ -n "${HSM_ACME_DNS_RESOLVER:-}" ] && set -- "$@" --dns-resolver "$HSM_ACME_DNS_RESOLVER"
 
 cat <<MSG
 
@@ -106,8 +137,21 @@ hsm-acme demo is set up in $demo_dir
   configuration: $config
   trust anchor:  $demo_dir/trust-anchor.pem (root CA; its key is on the token)
   issuing CA:    $demo_dir/issuing-ca.pem (key on the token)
+  state:         $demo_dir/state.redb
 
-Inspect it:
-  $bin --config $config hsm info
-  $bin --config $config hsm check
+ACME directory:  https://$listen/directory
+
+Point certbot at it (the name must resolve to this machine; http-01 is validated on port
+${HSM_ACME_HTTP01_PORT:-80}, where certbot --standalone listens):
+  REQUESTS_CA_BUNDLE=$demo_dir/trust-anchor.pem certbot certonly --standalone \\
+    --server https://$listen/directory --http-01-port ${HSM_ACME_HTTP01_PORT:-80} \\
+    --agree-tos -m admin@example.org --no-eff-email -d your-host.example \\
+    --config-dir $demo_dir/certbot --work-dir $demo_dir/certbot --logs-dir $demo_dir/certbot
+
+Inspect the token: $bin --config $config hsm check
 MSG
+
+if [ "$serve" = 1 ]; then
+    echo "serving; stop with Ctrl-C" >&2
+    exec "$bin" --config "$config" serve "$@"
+fi

@@ -28,7 +28,7 @@ stage "demo.sh from scratch"
 scratch=$(mktemp -d)
 trap 'rm -rf "$scratch"' EXIT
 demo="$scratch/demo"
-HSM_ACME_DEMO_DIR="$demo" HSM_ACME_CARGO_PROFILE=dev "$here/demo.sh" > "$scratch/demo1.log" 2>&1 ||
+HSM_ACME_DEMO_DIR="$demo" HSM_ACME_CARGO_PROFILE=dev "$here/demo.sh" --setup-only > "$scratch/demo1.log" 2>&1 ||
     { cat "$scratch/demo1.log"; exit 1; }
 bin="$repo/target/debug/hsm-acme"
 export SOFTHSM2_CONF="$demo/softhsm2.conf"
@@ -49,9 +49,41 @@ fi
 
 stage "demo.sh again: reuses token and CA"
 before=$(sha256sum "$demo/trust-anchor.pem")
-HSM_ACME_DEMO_DIR="$demo" HSM_ACME_CARGO_PROFILE=dev "$here/demo.sh" > "$scratch/demo2.log" 2>&1 ||
+HSM_ACME_DEMO_DIR="$demo" HSM_ACME_CARGO_PROFILE=dev "$here/demo.sh" --setup-only > "$scratch/demo2.log" 2>&1 ||
     { cat "$scratch/demo2.log"; exit 1; }
 grep -q "reusing token" "$scratch/demo2.log"
 [ "$before" = "$(sha256sum "$demo/trust-anchor.pem")" ] || { echo "trust anchor changed" >&2; exit 1; }
+
+stage "interop: certbot, lego and python-acme against demo.sh's server (http-01)"
+interop=${HSM_ACME_INTEROP_DIR:-$repo/../shared/interop}
+if [ ! -x "$interop/run-clients.sh" ]; then
+    echo "the interop harness is not at $interop (set HSM_ACME_INTEROP_DIR); it did NOT run" >&2
+    exit 1
+fi
+"$interop/install-clients.sh"
+dns_state="$scratch/dnsmock"
+"$interop/dns-mock.sh" start --state-dir "$dns_state"
+HSM_ACME_DEMO_DIR="$demo" HSM_ACME_CARGO_PROFILE=dev HSM_ACME_LISTEN=127.0.0.1:14000 \
+    HSM_ACME_HTTP01_PORT=14080 HSM_ACME_TLSALPN01_PORT=14043 \
+    HSM_ACME_DNS_RESOLVER=127.0.0.1:14053 "$here/demo.sh" > "$scratch/serve.log" 2>&1 &
+server_pid=$!
+cleanup() {
+    kill "$server_pid" 2>/dev/null || true
+    "$interop/dns-mock.sh" stop --state-dir "$dns_state" >/dev/null 2>&1 || true
+    rm -rf "$scratch"
+}
+trap cleanup EXIT
+for _ in $(seq 1 600); do
+    curl -s -o /dev/null --cacert "$demo/trust-anchor.pem" https://127.0.0.1:14000/directory && break
+    kill -0 "$server_pid" 2>/dev/null || { cat "$scratch/serve.log"; exit 1; }
+    sleep 0.1
+done
+"$interop/run-clients.sh" --directory https://127.0.0.1:14000/directory \
+    --ca-bundle "$demo/trust-anchor.pem" --root-ca "$demo/trust-anchor.pem" \
+    --http-port 14080 --tls-port 14043 \
+    --dns-mgmt http://127.0.0.1:14055 --dns-server 127.0.0.1:14053 \
+    --clients certbot,lego,pyacme \
+    --cases register,update-account,http01-single,http01-multisan,key-ec256,key-ec384,key-rsa2048,key-rsa3072,renew,deactivate,deactivated-rejected,finalize-bad-csr,http01-invalid ||
+    { tail -50 "$scratch/serve.log"; exit 1; }
 
 stage "all tests passed"

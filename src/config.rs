@@ -6,6 +6,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Duration;
@@ -41,6 +42,12 @@ impl ConfigError {
 struct RawConfig {
     hsm: RawHsm,
     #[serde(default)]
+    server: Option<RawServer>,
+    #[serde(default)]
+    acme: Option<RawAcme>,
+    #[serde(default)]
+    validation: Option<RawValidation>,
+    #[serde(default)]
     storage: Option<RawStorage>,
     #[serde(default)]
     sealing: Option<RawSealing>,
@@ -58,6 +65,42 @@ struct RawHsm {
     token_uri: Option<String>,
     pin_file: Option<String>,
     sessions: Option<usize>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawServer {
+    listen: SocketAddr,
+    base_url: Option<String>,
+    tls_names: Option<Vec<String>>,
+    tls_key_label: Option<String>,
+    tls_certificate: PathBuf,
+    tls_key_file: Option<PathBuf>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAcme {
+    ca: String,
+    validity_days: Option<u32>,
+    #[serde(default)]
+    client_auth: bool,
+    terms_of_service: Option<String>,
+    website: Option<String>,
+    #[serde(default)]
+    caa_identities: Vec<String>,
+    #[serde(default)]
+    allowed_domains: Vec<String>,
+    crl_url: Option<String>,
+    ca_issuers_url: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawValidation {
+    http01_port: Option<u16>,
+    dns_resolver: Option<SocketAddr>,
+    redirect_ports: Option<Vec<u16>>,
 }
 
 #[derive(Deserialize)]
@@ -126,6 +169,57 @@ pub struct CaConfig {
     pub path_len: Option<u8>,
 }
 
+/// `[server]`: the HTTPS listener.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// Address to listen on.
+    pub listen: SocketAddr,
+    /// Public base URL; `None` means `https://<listen>`.
+    pub base_url: Option<String>,
+    /// Names (DNS or IP) in the server's own certificate.
+    pub tls_names: Vec<String>,
+    /// Label of the token key for TLS (when hsm-acme issues its own certificate).
+    pub tls_key_label: String,
+    /// The server certificate (PEM chain); written by hsm-acme unless `tls_key_file` is set.
+    pub tls_certificate: PathBuf,
+    /// An operator-managed key file; then `tls_certificate` is operator-managed too.
+    pub tls_key_file: Option<PathBuf>,
+}
+
+/// `[acme]`: the ACME profile.
+#[derive(Debug, Clone)]
+pub struct AcmeConfig {
+    /// The `[[ca]]` that issues.
+    pub ca: String,
+    /// Longest certificate lifetime, days.
+    pub validity_days: u32,
+    /// Add clientAuth to issued certificates.
+    pub client_auth: bool,
+    /// Terms of service URL; when set, newAccount must agree.
+    pub terms_of_service: Option<String>,
+    /// Website URL for the directory.
+    pub website: Option<String>,
+    /// CAA identities for the directory.
+    pub caa_identities: Vec<String>,
+    /// Domains issued for (empty: any).
+    pub allowed_domains: Vec<String>,
+    /// CRL distribution point put into certificates.
+    pub crl_url: Option<String>,
+    /// AIA caIssuers URL put into certificates.
+    pub ca_issuers_url: Option<String>,
+}
+
+/// `[validation]`: outbound validation.
+#[derive(Debug, Clone)]
+pub struct ValidationConfig {
+    /// Port http-01 validation connects to.
+    pub http01_port: u16,
+    /// DNS resolver for validation (default: the system's).
+    pub dns_resolver: Option<SocketAddr>,
+    /// Ports a redirect may lead to.
+    pub redirect_ports: Vec<u16>,
+}
+
 /// The whole, checked configuration.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -133,12 +227,27 @@ pub struct Config {
     pub path: PathBuf,
     /// How to reach the token.
     pub token: TokenSettings,
+    /// The HTTPS listener, for `serve`.
+    pub server: Option<ServerConfig>,
+    /// The ACME profile, for `serve`.
+    pub acme: Option<AcmeConfig>,
+    /// Outbound validation.
+    pub validation: ValidationConfig,
     /// The redb state file.
     pub storage_path: Option<PathBuf>,
     /// Label of the AES key that seals stored secrets.
     pub sealing_key: Option<String>,
     /// The CAs, parents before children.
     pub cas: Vec<CaConfig>,
+}
+
+impl ServerConfig {
+    /// The public base URL.
+    pub fn base_url(&self) -> String {
+        self.base_url
+            .clone()
+            .unwrap_or_else(|| format!("https://{}", self.listen))
+    }
 }
 
 impl Config {
@@ -204,9 +313,40 @@ impl Config {
         }
 
         let cas = check_cas(raw.cas, &profile, &resolve).map_err(err)?;
+        let server = raw
+            .server
+            .map(|s| check_server(s, &resolve))
+            .transpose()
+            .map_err(err)?;
+        let acme = raw
+            .acme
+            .map(|a| check_acme(a, &cas))
+            .transpose()
+            .map_err(err)?;
+        let validation = raw.validation.map_or_else(
+            || ValidationConfig {
+                http01_port: 80,
+                dns_resolver: None,
+                redirect_ports: vec![80, 443],
+            },
+            |v| ValidationConfig {
+                http01_port: v.http01_port.unwrap_or(80),
+                dns_resolver: v.dns_resolver,
+                redirect_ports: v.redirect_ports.unwrap_or_else(|| vec![80, 443]),
+            },
+        );
         let sealing_key = raw.sealing.map(|s| s.key_label);
         let mut labels = BTreeSet::new();
-        for label in cas.iter().map(|c| &c.key_label).chain(sealing_key.as_ref()) {
+        let tls_label = server
+            .as_ref()
+            .filter(|s| s.tls_key_file.is_none())
+            .map(|s| &s.tls_key_label);
+        for label in cas
+            .iter()
+            .map(|c| &c.key_label)
+            .chain(sealing_key.as_ref())
+            .chain(tls_label)
+        {
             if !labels.insert(label.clone()) {
                 return Err(err(format!("key label {label:?} is used twice")));
             }
@@ -220,6 +360,9 @@ impl Config {
                 pin_file,
                 sessions,
             },
+            server,
+            acme,
+            validation,
             storage_path: raw.storage.map(|s| resolve(&s.path)),
             sealing_key,
             cas,
@@ -230,6 +373,59 @@ impl Config {
     pub fn ca(&self, name: &str) -> Option<&CaConfig> {
         self.cas.iter().find(|c| c.name == name)
     }
+}
+
+fn check_server(
+    raw: RawServer,
+    resolve: &dyn Fn(&Path) -> PathBuf,
+) -> Result<ServerConfig, String> {
+    let base_url = raw.base_url.map(|b| b.trim_end_matches('/').to_owned());
+    if let Some(base_url) = base_url.as_deref().filter(|b| !b.starts_with("https://")) {
+        return Err(format!(
+            "[server] base_url {base_url:?} must start with https://"
+        ));
+    }
+    let tls_names = raw
+        .tls_names
+        .unwrap_or_else(|| vec![raw.listen.ip().to_string()]);
+    if tls_names.is_empty() {
+        return Err("[server] tls_names is empty".into());
+    }
+    Ok(ServerConfig {
+        listen: raw.listen,
+        base_url,
+        tls_names,
+        tls_key_label: raw.tls_key_label.unwrap_or_else(|| "hsm-acme-tls".into()),
+        tls_certificate: resolve(&raw.tls_certificate),
+        tls_key_file: raw.tls_key_file.as_deref().map(resolve),
+    })
+}
+
+fn check_acme(raw: RawAcme, cas: &[CaConfig]) -> Result<AcmeConfig, String> {
+    if !cas.iter().any(|c| c.name == raw.ca) {
+        return Err(format!("[acme] ca = {:?} names no [[ca]]", raw.ca));
+    }
+    let validity_days = raw.validity_days.unwrap_or(90);
+    if validity_days == 0 || validity_days > 398 {
+        return Err(format!(
+            "[acme] validity_days = {validity_days} is not 1..=398"
+        ));
+    }
+    Ok(AcmeConfig {
+        ca: raw.ca,
+        validity_days,
+        client_auth: raw.client_auth,
+        terms_of_service: raw.terms_of_service,
+        website: raw.website,
+        caa_identities: raw.caa_identities,
+        allowed_domains: raw
+            .allowed_domains
+            .iter()
+            .map(|d| d.to_ascii_lowercase())
+            .collect(),
+        crl_url: raw.crl_url,
+        ca_issuers_url: raw.ca_issuers_url,
+    })
 }
 
 fn check_cas(

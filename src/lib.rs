@@ -6,6 +6,7 @@
 #![forbid(unsafe_code)]
 
 pub mod acme;
+pub mod app;
 pub mod ca;
 pub mod cli;
 pub mod clock;
@@ -13,5 +14,7 @@ pub mod config;
 pub mod error;
 pub mod hsm;
 pub mod policy;
+pub mod ra;
 pub mod store;
+pub mod va;
 pub mod wfe;

@@ -58,7 +58,7 @@ impl Policy {
                     out.insert(normal);
                 }
                 Err((kind, detail)) => {
-                    problems.push(Subproblem::new(kind, detail, identifier.clone()))
+                    problems.push(Subproblem::new(kind, detail, identifier.clone()));
                 }
             }
         }

@@ -5,7 +5,10 @@
 //!
 //! [`Signer`]: crate::hsm::Signer
 
+pub mod csr;
 pub mod hierarchy;
+pub mod issuer;
+pub mod leaf;
 pub mod profile;
 pub mod serial;
 pub mod verify;

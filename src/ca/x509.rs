@@ -51,10 +51,19 @@ pub fn sign_certificate<P: BuilderProfile>(
     mut builder: CertificateBuilder<P>,
     signer: &dyn Signer,
 ) -> Result<Certificate, CaError> {
-    let keypair = SignerKeypair(signer);
-    let tbs = builder.finalize(&keypair)?;
+    let tbs = builder.finalize(&SignerKeypair(signer))?;
     let signature = signer.sign(&tbs)?;
-    let cert = builder.assemble(BitString::from_bytes(&signature)?, &keypair)?;
+    assemble_verified(builder, signer, &signature)
+}
+
+/// Completes a finalized builder with the token's signature and verifies it in software,
+/// so a faulty token signature never leaves the CA.
+pub fn assemble_verified<P: BuilderProfile>(
+    builder: CertificateBuilder<P>,
+    signer: &dyn Signer,
+    signature: &[u8],
+) -> Result<Certificate, CaError> {
+    let cert = builder.assemble(BitString::from_bytes(signature)?, &SignerKeypair(signer))?;
     verify_certificate(&cert, signer.public_key())?;
     Ok(cert)
 }

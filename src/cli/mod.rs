@@ -40,6 +40,25 @@ pub enum Command {
     Ca(CaCommand),
     /// Check the configuration file without touching the token.
     CheckConfig,
+    /// Serve ACME over HTTPS until SIGTERM or SIGINT.
+    Serve(ServeArgs),
+}
+
+/// `hsm-acme serve` options; each overrides the configuration file.
+#[derive(Debug, clap::Args)]
+pub struct ServeArgs {
+    /// Address to listen on (overrides [server] listen).
+    #[arg(long)]
+    pub listen: Option<std::net::SocketAddr>,
+    /// Port to validate http-01 on (overrides [validation] http01_port).
+    #[arg(long)]
+    pub http01_port: Option<u16>,
+    /// Port to validate tls-alpn-01 on.
+    #[arg(long)]
+    pub tls_alpn01_port: Option<u16>,
+    /// DNS resolver (ip:port) for validation (overrides [validation] dns_resolver).
+    #[arg(long)]
+    pub dns_resolver: Option<std::net::SocketAddr>,
 }
 
 /// `hsm-acme hsm …`
@@ -102,6 +121,7 @@ pub fn run(cli: &Cli) -> ExitCode {
         Command::CheckConfig => check_config::run(&cli.config),
         Command::Hsm(cmd) => load(&cli.config).and_then(|config| hsm::run(&config, cmd)),
         Command::Ca(cmd) => load(&cli.config).and_then(|config| ca::run(&config, cmd)),
+        Command::Serve(args) => load(&cli.config).and_then(|config| serve(config, args)),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -112,15 +132,33 @@ pub fn run(cli: &Cli) -> ExitCode {
     }
 }
 
+fn serve(config: Config, args: &ServeArgs) -> Result<(), CliError> {
+    let overrides = crate::app::ServeOverrides {
+        listen: args.listen,
+        http01_port: args.http01_port,
+        dns_resolver: args.dns_resolver,
+    };
+    if args.tls_alpn01_port.is_some() {
+        tracing::info!("--tls-alpn01-port is accepted; tls-alpn-01 is not offered by this version");
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("hsm-acme")
+        .build()?;
+    runtime.block_on(crate::app::serve(config, overrides))?;
+    Ok(())
+}
+
 fn load(path: &std::path::Path) -> Result<Config, CliError> {
     Config::load(path).map_err(|e: ConfigError| CliError(e.to_string()))
 }
 
 fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("HSM_ACME_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .try_init();
 }

@@ -18,6 +18,7 @@ use serde::de::DeserializeOwned;
 
 pub use record::{
     AccountRecord, AuthzRecord, CertRecord, ChallengeRecord, IssuanceIntent, OrderRecord,
+    ValidationInFlight,
 };
 use tables::*;
 
@@ -44,7 +45,7 @@ pub enum StoreError {
 
 impl From<StoreError> for Error {
     fn from(e: StoreError) -> Self {
-        Error::internal(format!("store: {e}"))
+        Self::internal(format!("store: {e}"))
     }
 }
 
@@ -77,6 +78,7 @@ keyed!(OrderRecord, ORDERS, id);
 keyed!(AuthzRecord, AUTHZS, id);
 keyed!(CertRecord, CERTS, serial);
 keyed!(IssuanceIntent, ISSUANCE_INTENTS, serial);
+keyed!(ValidationInFlight, VALIDATIONS_IN_FLIGHT, key);
 
 /// Read-write access to the state file.
 #[derive(Debug, Clone)]
@@ -115,7 +117,14 @@ impl Store {
                         .map_err(db_err)?;
                 }
             }
-            for table in [ACCOUNTS, ORDERS, AUTHZS, CERTS, ISSUANCE_INTENTS] {
+            for table in [
+                ACCOUNTS,
+                ORDERS,
+                AUTHZS,
+                CERTS,
+                ISSUANCE_INTENTS,
+                VALIDATIONS_IN_FLIGHT,
+            ] {
                 txn.open_table(table).map_err(db_err)?;
             }
             txn.open_table(ACCOUNT_BY_KEY).map_err(db_err)?;

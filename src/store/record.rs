@@ -126,6 +126,29 @@ pub struct IssuanceIntent {
     pub created: u64,
 }
 
+/// A challenge whose validation is running; removed with its result. One left behind after
+/// a crash is validated again at start-up.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ValidationInFlight {
+    /// `<authz id>/<challenge type>`.
+    pub key: String,
+    /// The authorization.
+    pub authz_id: String,
+    /// The challenge type.
+    pub kind: String,
+}
+
+impl ValidationInFlight {
+    /// The marker for one challenge.
+    pub fn new(authz_id: &str, kind: &str) -> Self {
+        Self {
+            key: format!("{authz_id}/{kind}"),
+            authz_id: authz_id.to_owned(),
+            kind: kind.to_owned(),
+        }
+    }
+}
+
 /// Bytes as base64 in the JSON encoding.
 mod b64 {
     use base64::Engine;

@@ -25,5 +25,9 @@ pub(crate) const CERTS_BY_ACCOUNT: MultimapTableDefinition<'_, &str, &str> =
 pub(crate) const ISSUANCE_INTENTS: TableDefinition<'_, &str, &[u8]> =
     TableDefinition::new("issuance_intents");
 
+/// `<authz id>/<type>` → ValidationInFlight.
+pub(crate) const VALIDATIONS_IN_FLIGHT: TableDefinition<'_, &str, &[u8]> =
+    TableDefinition::new("validations_in_flight");
+
 /// The schema this build writes.
 pub(crate) const SCHEMA_VERSION: u64 = 1;

@@ -1,5 +1,284 @@
-//! Web front end: HTTP ↔ ACME only. Parses and verifies requests, calls the RA, renders
-//! resources; holds no business rules.
+//! Web front end: HTTP ↔ ACME only. Routes requests, verifies JWS, calls the RA, renders
+//! resources, and puts the headers RFC 8555 wants on every response (a fresh
+//! `Replay-Nonce`, `Link: rel="index"`). No business rules live here.
 
+mod handlers;
 pub mod jws;
 pub mod nonce;
+pub mod problem;
+pub mod server;
+pub mod tls;
+mod urls;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper::header::{self, HeaderValue};
+use hyper::{Method, Request, Response, StatusCode};
+
+pub use urls::Urls;
+
+use crate::acme::DirectoryMeta;
+use crate::error::{Error, ErrorKind};
+use crate::ra::Ra;
+use nonce::NonceStore;
+
+/// Largest request body accepted; a JWS with a CSR for 100 names fits well within it.
+const BODY_LIMIT: usize = 64 * 1024;
+/// Outstanding nonces kept at most.
+const NONCE_CAPACITY: usize = 200_000;
+/// How long a nonce stays redeemable.
+const NONCE_LIFETIME: Duration = Duration::from_secs(3600);
+
+/// Front-end settings from the configuration.
+#[derive(Debug, Clone)]
+pub struct WfeSettings {
+    /// Public base URL, e.g. `https://acme.example.net`.
+    pub base_url: String,
+    /// Directory metadata.
+    pub meta: DirectoryMeta,
+}
+
+/// The ACME front end.
+pub struct Wfe {
+    ra: Ra,
+    nonces: NonceStore,
+    urls: Urls,
+    meta: DirectoryMeta,
+    requests: AtomicU64,
+}
+
+/// A successful response, before the common headers are added.
+pub(crate) struct Reply {
+    status: StatusCode,
+    body: Bytes,
+    content_type: &'static str,
+    location: Option<String>,
+    links: Vec<String>,
+    retry_after: Option<u64>,
+}
+
+impl Reply {
+    fn json(status: StatusCode, value: &impl serde::Serialize) -> Result<Self, Error> {
+        let body = serde_json::to_vec(value).map_err(|e| Error::internal(e.to_string()))?;
+        Ok(Self {
+            status,
+            body: Bytes::from(body),
+            content_type: "application/json",
+            location: None,
+            links: Vec::new(),
+            retry_after: None,
+        })
+    }
+
+    fn empty(status: StatusCode) -> Self {
+        Self {
+            status,
+            body: Bytes::new(),
+            content_type: "",
+            location: None,
+            links: Vec::new(),
+            retry_after: None,
+        }
+    }
+
+    fn location(mut self, url: String) -> Self {
+        self.location = Some(url);
+        self
+    }
+
+    fn link(mut self, url: &str, rel: &str) -> Self {
+        self.links.push(format!("<{url}>;rel=\"{rel}\""));
+        self
+    }
+}
+
+impl Wfe {
+    /// A front end for `ra`.
+    pub fn new(ra: Ra, settings: WfeSettings) -> Arc<Self> {
+        Arc::new(Self {
+            ra,
+            nonces: NonceStore::new(NONCE_CAPACITY, NONCE_LIFETIME),
+            urls: Urls::new(&settings.base_url),
+            meta: settings.meta,
+            requests: AtomicU64::new(0),
+        })
+    }
+
+    /// URLs of this server.
+    pub fn urls(&self) -> &Urls {
+        &self.urls
+    }
+
+    /// Handles one HTTP request; never fails (errors become problem documents).
+    pub async fn handle(
+        self: Arc<Self>,
+        request: Request<Incoming>,
+    ) -> Result<Response<Full<Bytes>>, std::convert::Infallible> {
+        let id = format!("{:x}", self.requests.fetch_add(1, Ordering::Relaxed));
+        let method = request.method().clone();
+        let path = request.uri().path().to_owned();
+        let result = self.route(request).await;
+        let response = match result {
+            Ok(reply) => self.respond(reply),
+            Err(error) => {
+                match error.kind {
+                    ErrorKind::Internal | ErrorKind::Unavailable => {
+                        tracing::error!(request = %id, %method, %path, error = %error.detail, "request failed");
+                    }
+                    _ => {
+                        tracing::debug!(request = %id, %method, %path, error = %error, "request refused");
+                    }
+                }
+                self.respond_error(&error, &id, &method)
+            }
+        };
+        Ok(response)
+    }
+
+    async fn route(&self, request: Request<Incoming>) -> Result<Reply, Error> {
+        let method = request.method().clone();
+        let path = request.uri().path().to_owned();
+        let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+        match segments.as_slice() {
+            ["directory"] => only(&method, &[Method::GET], || self.directory()),
+            ["acme", "new-nonce"] => match method {
+                // RFC 8555 §7.2: HEAD answers 200, GET 204.
+                Method::HEAD => Ok(Reply::empty(StatusCode::OK)),
+                Method::GET => Ok(Reply::empty(StatusCode::NO_CONTENT)),
+                _ => Err(not_allowed("HEAD, GET")),
+            },
+            _ => {
+                if method != Method::POST {
+                    return Err(not_allowed("POST"));
+                }
+                let url = format!("{}{}", self.urls.base(), path);
+                let body = read_body(request).await?;
+                self.post(&segments, &url, &body).await
+            }
+        }
+    }
+
+    fn respond(&self, reply: Reply) -> Response<Full<Bytes>> {
+        let mut response = Response::new(Full::new(reply.body));
+        *response.status_mut() = reply.status;
+        let headers = response.headers_mut();
+        if !reply.content_type.is_empty() {
+            headers.insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static(reply.content_type),
+            );
+        }
+        if let Some(location) = reply.location.and_then(|l| HeaderValue::from_str(&l).ok()) {
+            headers.insert(header::LOCATION, location);
+        }
+        for link in reply.links {
+            if let Ok(value) = HeaderValue::from_str(&link) {
+                headers.append(header::LINK, value);
+            }
+        }
+        if let Some(seconds) = reply.retry_after {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        }
+        self.common_headers(headers);
+        response
+    }
+
+    fn respond_error(&self, error: &Error, id: &str, method: &Method) -> Response<Full<Bytes>> {
+        let (status, problem) = problem::problem_for(error, id);
+        let body = if *method == Method::HEAD {
+            Bytes::new()
+        } else {
+            Bytes::from(serde_json::to_vec(&problem).unwrap_or_default())
+        };
+        let mut response = Response::new(Full::new(body));
+        *response.status_mut() = status;
+        let headers = response.headers_mut();
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/problem+json"),
+        );
+        if let Some(retry) = error.retry_after {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(retry.as_secs()));
+        }
+        if let Some(location) = error
+            .location
+            .as_deref()
+            .and_then(|l| HeaderValue::from_str(l).ok())
+        {
+            headers.insert(header::LOCATION, location);
+        }
+        if error.kind == ErrorKind::MethodNotAllowed
+            && let Ok(allow) = HeaderValue::from_str(&error.detail.replace("use ", ""))
+        {
+            headers.insert(header::ALLOW, allow);
+        }
+        self.common_headers(headers);
+        response
+    }
+
+    /// RFC 8555 §6.5: every response carries a fresh nonce; §7.1: and a link to the
+    /// directory. Nonces must not be cached.
+    fn common_headers(&self, headers: &mut hyper::HeaderMap) {
+        if let Ok(nonce) = HeaderValue::from_str(&self.nonces.issue()) {
+            headers.insert("replay-nonce", nonce);
+        }
+        if let Ok(link) =
+            HeaderValue::from_str(&format!("<{}>;rel=\"index\"", self.urls.directory()))
+        {
+            headers.append(header::LINK, link);
+        }
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+}
+
+fn only(
+    method: &Method,
+    allowed: &[Method],
+    f: impl FnOnce() -> Result<Reply, Error>,
+) -> Result<Reply, Error> {
+    if allowed.contains(method) {
+        f()
+    } else {
+        let names: Vec<&str> = allowed.iter().map(Method::as_str).collect();
+        Err(not_allowed(&names.join(", ")))
+    }
+}
+
+fn not_allowed(allowed: &str) -> Error {
+    Error::new(ErrorKind::MethodNotAllowed, format!("use {allowed}"))
+}
+
+/// Reads a POST body: `application/jose+json` (RFC 8555 §6.2), at most [`BODY_LIMIT`].
+async fn read_body(request: Request<Incoming>) -> Result<Bytes, Error> {
+    let content_type = request
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| {
+            v.split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase()
+        });
+    if content_type.as_deref() != Some("application/jose+json") {
+        return Err(Error::new(
+            ErrorKind::UnsupportedMediaType,
+            "POST bodies must be application/jose+json",
+        ));
+    }
+    let limited = Limited::new(request.into_body(), BODY_LIMIT);
+    match limited.collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(Error::new(
+            ErrorKind::PayloadTooLarge,
+            format!("request bodies are limited to {BODY_LIMIT} bytes"),
+        )),
+        Err(e) => Err(Error::malformed(format!("reading the request body: {e}"))),
+    }
+}

@@ -26,6 +26,7 @@ fn encode(value: &[u8]) -> String {
     URL_SAFE_NO_PAD.encode(value)
 }
 
+#[allow(clippy::needless_pass_by_value)]
 fn sign(client: &Client, header: Value, payload: &[u8]) -> Vec<u8> {
     let protected = encode(header.to_string().as_bytes());
     let payload = encode(payload);
@@ -105,7 +106,8 @@ fn every_malformed_or_unauthorised_request_gets_its_problem() {
     let deactivated = [account(&c, AccountStatus::Deactivated)];
     let n = || nonces.issue();
 
-    let cases: Vec<(&str, Vec<u8>, KeyRule, &[AccountRecord], ErrorKind)> = vec![
+    type Case<'a> = (&'a str, Vec<u8>, KeyRule, &'a [AccountRecord], ErrorKind);
+    let cases: Vec<Case<'_>> = vec![
         (
             "alg none",
             sign(

@@ -1,0 +1,358 @@
+//! Composition root: configuration → token, store, policy, VA, CA, RA, front end; serve
+//! until SIGTERM/SIGINT, then drain.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use der::pem::LineEnding;
+use der::{Encode, EncodePem};
+use rustls::pki_types::CertificateDer;
+use rustls::pki_types::pem::PemObject;
+use x509_cert::Certificate;
+use x509_cert::ext::pkix::SubjectAltName;
+use x509_cert::ext::pkix::name::GeneralName;
+
+use crate::acme::DirectoryMeta;
+use crate::ca::csr::KeyPolicy;
+use crate::ca::issuer::{Issuer, IssuerSettings};
+use crate::clock::{Clock, SystemClock};
+use crate::config::{CaIssuer, Config, ServerConfig};
+use crate::hsm::{HsmRunner, KeyType, Pkcs11Token, RsaPadding, Signer};
+use crate::policy::Policy;
+use crate::ra::{Ra, RaParts, RaSettings};
+use crate::store::Store;
+use crate::va::{Va, VaConfig, resolver::DnsResolver};
+use crate::wfe::{Wfe, WfeSettings, server, tls};
+
+/// Command-line overrides of the configuration, for tests and tools.
+#[derive(Debug, Clone, Default)]
+pub struct ServeOverrides {
+    /// Listen address.
+    pub listen: Option<SocketAddr>,
+    /// http-01 validation port.
+    pub http01_port: Option<u16>,
+    /// DNS resolver for validation.
+    pub dns_resolver: Option<SocketAddr>,
+}
+
+/// A failure to start.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct StartError(String);
+
+fn fail(context: &str) -> impl Fn(String) -> StartError + '_ {
+    move |e| StartError(format!("{context}: {e}"))
+}
+
+/// Starts the server and runs until a termination signal.
+pub async fn serve(config: Config, overrides: ServeOverrides) -> Result<(), StartError> {
+    let mut server = config
+        .server
+        .clone()
+        .ok_or_else(|| StartError("the configuration has no [server] section".into()))?;
+    if let Some(listen) = overrides.listen {
+        server.listen = listen;
+    }
+    let acme = config
+        .acme
+        .clone()
+        .ok_or_else(|| StartError("the configuration has no [acme] section".into()))?;
+    let mut validation = config.validation.clone();
+    if let Some(port) = overrides.http01_port {
+        validation.http01_port = port;
+    }
+    if overrides.dns_resolver.is_some() {
+        validation.dns_resolver = overrides.dns_resolver;
+    }
+
+    let settings = config.token.clone();
+    let token = tokio::task::spawn_blocking(move || Pkcs11Token::open(&settings))
+        .await
+        .map_err(|e| StartError(e.to_string()))?
+        .map_err(|e| StartError(e.to_string()))?;
+    let issuer = Arc::new(load_issuer(&config, &token, &acme)?);
+    let storage = config
+        .storage_path
+        .clone()
+        .ok_or_else(|| StartError("the configuration has no [storage] path".into()))?;
+    let store = Store::open(&storage).map_err(|e| StartError(e.to_string()))?;
+
+    let va_config = VaConfig {
+        http01_port: validation.http01_port,
+        redirect_ports: validation.redirect_ports.clone(),
+        ..VaConfig::default()
+    };
+    let resolver = DnsResolver::new(validation.dns_resolver)
+        .map_err(|e| StartError(format!("DNS resolver: {e}")))?;
+    let validator = Arc::new(Va::new(va_config, Arc::new(resolver)));
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let policy = Policy {
+        allowed_domains: acme.allowed_domains.clone(),
+        max_validity: u64::from(acme.validity_days) * 86_400,
+        ..Policy::default()
+    };
+    let ra = Ra::new(RaParts {
+        store,
+        policy,
+        key_policy: KeyPolicy::default(),
+        validator,
+        issuer: Arc::clone(&issuer),
+        runner: HsmRunner::new(token.session_capacity()),
+        clock,
+        settings: RaSettings::default(),
+    });
+    ra.recover()
+        .await
+        .map_err(|e| StartError(format!("recovery: {e}")))?;
+
+    let tls_config = server_tls(&server, &token, &issuer, acme.validity_days)?;
+    let base_url = server.base_url();
+    let wfe = Wfe::new(
+        ra,
+        WfeSettings {
+            base_url: base_url.clone(),
+            meta: DirectoryMeta {
+                terms_of_service: acme.terms_of_service.clone(),
+                website: acme.website.clone(),
+                caa_identities: acme.caa_identities.clone(),
+                external_account_required: false,
+            },
+        },
+    );
+    let listener = tokio::net::TcpListener::bind(server.listen)
+        .await
+        .map_err(|e| StartError(format!("listening on {}: {e}", server.listen)))?;
+    tracing::info!(listen = %server.listen, directory = %format!("{base_url}/directory"),
+        http01_port = validation.http01_port, "serving ACME");
+    eprintln!("hsm-acme: serving ACME at {base_url}/directory");
+    server::serve(listener, tls_config, wfe, shutdown_signal()).await;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let Ok(mut term) =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        else {
+            let _ = ctrl_c.await;
+            return;
+        };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}
+
+/// The issuing CA of the ACME profile: key on the token, certificate and chain from files.
+fn load_issuer(
+    config: &Config,
+    token: &Pkcs11Token,
+    acme: &crate::config::AcmeConfig,
+) -> Result<Issuer, StartError> {
+    let ca = config
+        .ca(&acme.ca)
+        .ok_or_else(|| StartError(format!("[acme] ca {:?} is not configured", acme.ca)))?;
+    let signer = token
+        .signer(&ca.key_label, ca.rsa_padding)
+        .map_err(|e| StartError(format!("CA {:?}: {e}", ca.name)))?;
+    let cert = read_pem_certificate(&ca.certificate)
+        .map_err(fail(&format!("CA {:?} certificate", ca.name)))?;
+    // Certificates above it, nearest first.
+    let mut above = Vec::new();
+    let mut next = ca.issuer.clone();
+    while let CaIssuer::Ca(parent) = next {
+        let parent = config
+            .ca(&parent)
+            .ok_or_else(|| StartError(format!("CA {parent:?} is not configured")))?;
+        above.push(
+            read_pem_certificate(&parent.certificate)
+                .map_err(fail(&format!("CA {:?}", parent.name)))?,
+        );
+        next = parent.issuer.clone();
+    }
+    if let (CaIssuer::External, Some(chain)) = (&ca.issuer, &ca.chain) {
+        let pem =
+            std::fs::read(chain).map_err(|e| StartError(format!("{}: {e}", chain.display())))?;
+        above.extend(
+            Certificate::load_pem_chain(&pem)
+                .map_err(|e| StartError(format!("{}: {e}", chain.display())))?,
+        );
+    }
+    Issuer::new(
+        ca.name.clone(),
+        Arc::new(signer),
+        cert,
+        &above,
+        IssuerSettings {
+            client_auth: acme.client_auth,
+            crl_url: acme.crl_url.clone(),
+            ca_issuers_url: acme.ca_issuers_url.clone(),
+        },
+    )
+    .map_err(|e| StartError(format!("CA {:?}: {e}", ca.name)))
+}
+
+fn read_pem_certificate(path: &std::path::Path) -> Result<Certificate, String> {
+    let pem = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let mut certs =
+        Certificate::load_pem_chain(&pem).map_err(|e| format!("{}: {e}", path.display()))?;
+    if certs.is_empty() {
+        return Err(format!("{}: no certificate", path.display()));
+    }
+    Ok(certs.remove(0))
+}
+
+/// The server's TLS configuration. With `tls_key_file` the operator manages key and
+/// certificate. Otherwise the key lives on the token (generated on first start) and the
+/// certificate is issued by the ACME profile's CA, and renewed here when it is missing,
+/// for other names or another key, or in the last third of its life.
+fn server_tls(
+    server: &ServerConfig,
+    token: &Pkcs11Token,
+    issuer: &Issuer,
+    validity_days: u32,
+) -> Result<Arc<rustls::ServerConfig>, StartError> {
+    let chain_from_file =
+        |path: &std::path::Path| -> Result<Vec<CertificateDer<'static>>, StartError> {
+            CertificateDer::pem_file_iter(path)
+                .map_err(|e| StartError(format!("{}: {e}", path.display())))?
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| StartError(format!("{}: {e}", path.display())))
+        };
+    if let Some(key_file) = &server.tls_key_file {
+        let key = rustls::pki_types::PrivateKeyDer::from_pem_file(key_file)
+            .map_err(|e| StartError(format!("{}: {e}", key_file.display())))?;
+        return tls::file_server_config(chain_from_file(&server.tls_certificate)?, key)
+            .map_err(|e| StartError(e.to_string()));
+    }
+    let label = &server.tls_key_label;
+    if !token
+        .has_label(label)
+        .map_err(|e| StartError(e.to_string()))?
+    {
+        token
+            .generate_key_pair(label, KeyType::EcdsaP256)
+            .map_err(|e| StartError(format!("TLS key {label:?}: {e}")))?;
+        tracing::info!(label = %label, "generated the server's TLS key on the token");
+    }
+    let signer = Arc::new(
+        token
+            .signer(label, RsaPadding::Pkcs1)
+            .map_err(|e| StartError(format!("TLS key {label:?}: {e}")))?,
+    );
+    let (dns, ips) = split_names(&server.tls_names);
+    let current = std::fs::read(&server.tls_certificate)
+        .ok()
+        .and_then(|pem| Certificate::load_pem_chain(&pem).ok())
+        .and_then(|mut chain| (!chain.is_empty()).then(|| chain.remove(0)));
+    let reusable = current
+        .is_some_and(|cert| tls_certificate_fits(&cert, signer.public_key(), &dns, &ips, issuer));
+    if !reusable {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let lifetime = u64::from(validity_days) * 86_400;
+        let prepared = issuer
+            .prepare(
+                dns.clone(),
+                ips.clone(),
+                signer.public_key().clone(),
+                now,
+                now + lifetime,
+            )
+            .map_err(|e| StartError(format!("server certificate: {e}")))?;
+        let cert = issuer
+            .sign(prepared)
+            .map_err(|e| StartError(format!("server certificate: {e}")))?;
+        let mut pem = cert
+            .to_pem(LineEnding::LF)
+            .map_err(|e| StartError(e.to_string()))?;
+        pem.push_str(issuer.chain_pem());
+        write_atomically(&server.tls_certificate, pem.as_bytes())?;
+        tracing::info!(path = %server.tls_certificate.display(), names = ?server.tls_names,
+            "issued the server's TLS certificate");
+    }
+    tls::token_server_config(chain_from_file(&server.tls_certificate)?, signer)
+        .map_err(|e| StartError(e.to_string()))
+}
+
+fn split_names(names: &[String]) -> (Vec<String>, Vec<IpAddr>) {
+    let mut dns = Vec::new();
+    let mut ips = Vec::new();
+    for name in names {
+        match name.parse::<IpAddr>() {
+            Ok(ip) => ips.push(ip),
+            Err(_) => dns.push(name.to_ascii_lowercase()),
+        }
+    }
+    (dns, ips)
+}
+
+fn tls_certificate_fits(
+    cert: &Certificate,
+    key: &spki::SubjectPublicKeyInfoOwned,
+    dns: &[String],
+    ips: &[IpAddr],
+    issuer: &Issuer,
+) -> bool {
+    let tbs = cert.tbs_certificate();
+    let same_key = tbs.subject_public_key_info().to_der().ok() == key.to_der().ok();
+    let same_issuer = tbs.issuer() == issuer.certificate().tbs_certificate().subject()
+        && crate::ca::verify::verify_certificate(
+            cert,
+            issuer
+                .certificate()
+                .tbs_certificate()
+                .subject_public_key_info(),
+        )
+        .is_ok();
+    let validity = tbs.validity();
+    let start = validity.not_before.to_unix_duration();
+    let end = validity.not_after.to_unix_duration();
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
+    let fresh = now + (end.saturating_sub(start)) / 3 < end;
+    let names: Option<(Vec<String>, Vec<IpAddr>)> = tbs
+        .get_extension::<SubjectAltName>()
+        .ok()
+        .flatten()
+        .map(|(_, san)| {
+            let mut d = Vec::new();
+            let mut i = Vec::new();
+            for name in san.0 {
+                match name {
+                    GeneralName::DnsName(n) => d.push(n.to_string().to_ascii_lowercase()),
+                    GeneralName::IpAddress(bytes) => {
+                        let b = bytes.as_bytes();
+                        if let Ok(v4) = <[u8; 4]>::try_from(b) {
+                            i.push(IpAddr::from(v4));
+                        } else if let Ok(v6) = <[u8; 16]>::try_from(b) {
+                            i.push(IpAddr::from(v6));
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            (d, i)
+        });
+    let covers = names.is_some_and(|(d, i)| {
+        dns.iter().all(|n| d.contains(n)) && ips.iter().all(|ip| i.contains(ip))
+    });
+    same_key && same_issuer && fresh && covers
+}
+
+fn write_atomically(path: &std::path::Path, contents: &[u8]) -> Result<(), StartError> {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, contents)
+        .and_then(|()| std::fs::rename(&tmp, path))
+        .map_err(|e| StartError(format!("writing {}: {e}", path.display())))
+}

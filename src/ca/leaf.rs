@@ -1,0 +1,252 @@
+//! The subscriber (TLS server) certificate profile: RFC 5280 and CA/Browser Forum Baseline
+//! Requirements §7.1.2.7, built in two steps so the caller can commit the serial and the
+//! exact to-be-signed bytes to its database before the token signs (DESIGN.md principle 4).
+
+use std::net::IpAddr;
+use std::str::FromStr;
+use std::time::SystemTime;
+
+use const_oid::ObjectIdentifier;
+use const_oid::db::rfc5280::{ID_AD_CA_ISSUERS, ID_KP_CLIENT_AUTH, ID_KP_SERVER_AUTH};
+use der::asn1::Ia5String;
+use spki::{SubjectPublicKeyInfoOwned, SubjectPublicKeyInfoRef};
+use x509_cert::Certificate;
+use x509_cert::builder::profile::BuilderProfile;
+use x509_cert::builder::{Builder, CertificateBuilder};
+use x509_cert::certificate::TbsCertificate;
+use x509_cert::ext::pkix::certpolicy::PolicyInformation;
+use x509_cert::ext::pkix::crl::dp::DistributionPoint;
+use x509_cert::ext::pkix::name::{DistributionPointName, GeneralName};
+use x509_cert::ext::pkix::{
+    AccessDescription, AuthorityInfoAccessSyntax, AuthorityKeyIdentifier, BasicConstraints,
+    CertificatePolicies, CrlDistributionPoints, ExtendedKeyUsage, KeyUsage, KeyUsages,
+    SubjectAltName, SubjectKeyIdentifier,
+};
+use x509_cert::ext::{Extension, ToExtension};
+use x509_cert::name::Name;
+use x509_cert::serial_number::SerialNumber;
+use x509_cert::time::{Time, Validity};
+
+use super::CaError;
+use super::serial::random_serial;
+use super::x509::{SignerKeypair, assemble_verified};
+use crate::hsm::Signer;
+
+/// CA/B Forum BR §7.1.6.1 domain-validated policy.
+const DOMAIN_VALIDATED: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.23.140.1.2.1");
+/// rsaEncryption: RSA subscriber keys may also encipher (BR §7.1.2.7.11).
+const RSA_ENCRYPTION: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.1");
+/// X.520 upper bound of commonName.
+const MAX_COMMON_NAME: usize = 64;
+
+/// What a subscriber certificate says.
+#[derive(Debug, Clone)]
+pub struct LeafRequest {
+    /// dNSName SANs.
+    pub dns_names: Vec<String>,
+    /// iPAddress SANs.
+    pub ip_addresses: Vec<IpAddr>,
+    /// The subscriber's key.
+    pub public_key: SubjectPublicKeyInfoOwned,
+    /// Start of validity.
+    pub not_before: SystemTime,
+    /// End of validity (cut to the issuer's).
+    pub not_after: SystemTime,
+    /// Add the clientAuth EKU.
+    pub client_auth: bool,
+    /// CRL distribution point URL.
+    pub crl_url: Option<String>,
+    /// AIA caIssuers URL.
+    pub ca_issuers_url: Option<String>,
+}
+
+/// A certificate ready to sign: its serial and exact TBSCertificate are known.
+pub struct PreparedCertificate {
+    builder: CertificateBuilder<LeafProfile>,
+    /// The serial number.
+    pub serial: SerialNumber,
+    /// The DER TBSCertificate the token will sign.
+    pub tbs_der: Vec<u8>,
+}
+
+/// The BR subscriber profile as an x509-cert builder profile.
+struct LeafProfile {
+    subject: Name,
+    issuer: Name,
+    /// The issuer's own key identifier, so AKI matches its SKI byte for byte.
+    issuer_key_id: Option<SubjectKeyIdentifier>,
+    names: Vec<GeneralName>,
+    rsa: bool,
+    client_auth: bool,
+    crl_url: Option<Ia5String>,
+    ca_issuers_url: Option<Ia5String>,
+}
+
+impl BuilderProfile for LeafProfile {
+    fn get_issuer(&self, _subject: &Name) -> Name {
+        self.issuer.clone()
+    }
+
+    fn get_subject(&self) -> Name {
+        self.subject.clone()
+    }
+
+    fn build_extensions(
+        &self,
+        _spk: SubjectPublicKeyInfoRef<'_>,
+        issuer_spk: SubjectPublicKeyInfoRef<'_>,
+        tbs: &TbsCertificate,
+    ) -> x509_cert::builder::Result<Vec<Extension>> {
+        let subject = tbs.subject();
+        // BR §7.1.2.7.6: cA FALSE (marked critical, as RFC 5280 §4.2.1.9 allows).
+        let mut out: Vec<Extension> = vec![
+            BasicConstraints {
+                ca: false,
+                path_len_constraint: None,
+            }
+            .to_extension(subject, &[])?,
+        ];
+        // BR §7.1.2.7.11: digitalSignature; keyEncipherment only for RSA keys.
+        let mut usage = KeyUsages::DigitalSignature.into();
+        if self.rsa {
+            usage |= KeyUsages::KeyEncipherment;
+        }
+        out.push(KeyUsage(usage).to_extension(subject, &out)?);
+        // BR §7.1.2.7.10: serverAuth, optionally clientAuth, nothing else.
+        let mut eku = vec![ID_KP_SERVER_AUTH];
+        if self.client_auth {
+            eku.push(ID_KP_CLIENT_AUTH);
+        }
+        out.push(ExtendedKeyUsage(eku).to_extension(subject, &out)?);
+        // RFC 5280 §4.2.1.6: critical when the subject is empty (the helper decides).
+        out.push(SubjectAltName(self.names.clone()).to_extension(subject, &out)?);
+        // BR §7.1.2.11.1: keyIdentifier only, equal to the issuer's SKI.
+        let key_identifier = match &self.issuer_key_id {
+            Some(ski) => ski.0.clone(),
+            None => SubjectKeyIdentifier::try_from(issuer_spk)?.0,
+        };
+        out.push(
+            AuthorityKeyIdentifier {
+                key_identifier: Some(key_identifier),
+                ..Default::default()
+            }
+            .to_extension(subject, &out)?,
+        );
+        // BR §7.1.2.7.9: a reserved CA/B Forum policy identifier.
+        out.push(
+            CertificatePolicies(vec![PolicyInformation {
+                policy_identifier: DOMAIN_VALIDATED,
+                policy_qualifiers: None,
+            }])
+            .to_extension(subject, &out)?,
+        );
+        if let Some(url) = &self.crl_url {
+            out.push(
+                CrlDistributionPoints(vec![DistributionPoint {
+                    distribution_point: Some(DistributionPointName::FullName(vec![
+                        GeneralName::UniformResourceIdentifier(url.clone()),
+                    ])),
+                    reasons: None,
+                    crl_issuer: None,
+                }])
+                .to_extension(subject, &out)?,
+            );
+        }
+        if let Some(url) = &self.ca_issuers_url {
+            out.push(
+                AuthorityInfoAccessSyntax(vec![AccessDescription {
+                    access_method: ID_AD_CA_ISSUERS,
+                    access_location: GeneralName::UniformResourceIdentifier(url.clone()),
+                }])
+                .to_extension(subject, &out)?,
+            );
+        }
+        // BR §7.1.2.7.6: subjectKeyIdentifier is NOT RECOMMENDED for subscribers; omitted.
+        Ok(out)
+    }
+}
+
+fn ia5(url: Option<&String>, what: &str) -> Result<Option<Ia5String>, CaError> {
+    url.map(|u| Ia5String::new(u).map_err(|e| CaError::Invalid(format!("{what} {u:?}: {e}"))))
+        .transpose()
+}
+
+/// Builds the TBSCertificate for `request`, issued by `issuer_cert` whose key is `issuer`.
+pub fn prepare_leaf(
+    request: &LeafRequest,
+    issuer_cert: &Certificate,
+    issuer: &dyn Signer,
+) -> Result<PreparedCertificate, CaError> {
+    if request.dns_names.is_empty() && request.ip_addresses.is_empty() {
+        return Err(CaError::Invalid(
+            "a certificate needs at least one name".into(),
+        ));
+    }
+    let issuer_tbs = issuer_cert.tbs_certificate();
+    let issuer_end = issuer_tbs.validity().not_after.to_system_time();
+    let not_after = request.not_after.min(issuer_end);
+    if not_after <= request.not_before {
+        return Err(CaError::Invalid(
+            "the validity window is empty (or lies beyond the issuer's)".into(),
+        ));
+    }
+    let mut names = Vec::new();
+    for name in &request.dns_names {
+        let ia5 =
+            Ia5String::new(name).map_err(|e| CaError::Invalid(format!("name {name:?}: {e}")))?;
+        names.push(GeneralName::DnsName(ia5));
+    }
+    names.extend(request.ip_addresses.iter().map(|ip| GeneralName::from(*ip)));
+    // BR §7.1.4.3: a commonName, if present, repeats one of the SANs.
+    let first = request
+        .dns_names
+        .first()
+        .cloned()
+        .or_else(|| request.ip_addresses.first().map(ToString::to_string))
+        .unwrap_or_default();
+    let subject = if first.len() <= MAX_COMMON_NAME {
+        Name::from_str(&format!("CN={first}"))?
+    } else {
+        Name::default()
+    };
+    let issuer_key_id = issuer_tbs
+        .get_extension::<SubjectKeyIdentifier>()
+        .ok()
+        .flatten()
+        .map(|(_, ski)| ski);
+    let profile = LeafProfile {
+        subject,
+        issuer: issuer_tbs.subject().clone(),
+        issuer_key_id,
+        names,
+        rsa: request.public_key.algorithm.oid == RSA_ENCRYPTION,
+        client_auth: request.client_auth,
+        crl_url: ia5(request.crl_url.as_ref(), "crl_url")?,
+        ca_issuers_url: ia5(request.ca_issuers_url.as_ref(), "ca_issuers_url")?,
+    };
+    let serial = random_serial()?;
+    let validity = Validity::new(
+        Time::try_from(request.not_before)?,
+        Time::try_from(not_after)?,
+    );
+    let mut builder = CertificateBuilder::new(
+        profile,
+        serial.clone(),
+        validity,
+        request.public_key.clone(),
+    )?;
+    let tbs_der = builder.finalize(&SignerKeypair(issuer))?;
+    Ok(PreparedCertificate {
+        builder,
+        serial,
+        tbs_der,
+    })
+}
+
+impl PreparedCertificate {
+    /// Signs on the token, assembles, and verifies the result in software. Blocking.
+    pub fn sign(self, issuer: &dyn Signer) -> Result<Certificate, CaError> {
+        let signature = issuer.sign(&self.tbs_der)?;
+        assemble_verified(self.builder, issuer, &signature)
+    }
+}

@@ -1,0 +1,222 @@
+//! Accounts: creation, lookup by key, contact updates, deactivation (RFC 8555 §7.3).
+
+use serde_json::Value;
+
+use super::Ra;
+use crate::acme::{AccountStatus, AccountUpdateRequest, NewAccountRequest};
+use crate::error::{Error, ErrorKind};
+use crate::store::AccountRecord;
+
+/// The outcome of newAccount.
+#[derive(Debug)]
+pub struct NewAccountOutcome {
+    /// The account.
+    pub account: AccountRecord,
+    /// Whether it was created now (201) or already existed (200).
+    pub created: bool,
+}
+
+impl Ra {
+    /// newAccount (RFC 8555 §7.3, §7.3.1).
+    pub async fn new_account(
+        &self,
+        jwk: Value,
+        thumbprint: String,
+        request: NewAccountRequest,
+        tos_required: bool,
+    ) -> Result<NewAccountOutcome, Error> {
+        if request.only_return_existing == Some(true) {
+            let found = self
+                .read(move |r| {
+                    let Some(id) = r.account_by_key(&thumbprint)? else {
+                        return Ok(None);
+                    };
+                    Ok(r.get::<AccountRecord>(&id)?)
+                })
+                .await?;
+            return match found {
+                Some(account) if account.status == AccountStatus::Valid => Ok(NewAccountOutcome {
+                    account,
+                    created: false,
+                }),
+                Some(account) => Err(Error::unauthorized(format!(
+                    "account is {}",
+                    account.status
+                ))),
+                None => Err(Error::new(
+                    ErrorKind::AccountDoesNotExist,
+                    "no account exists for this key",
+                )),
+            };
+        }
+        let contact = check_contacts(request.contact.as_deref().unwrap_or(&[]))?;
+        if tos_required && request.terms_of_service_agreed != Some(true) {
+            return Err(Error::malformed(
+                "this CA requires agreement to its terms of service (termsOfServiceAgreed: true)",
+            ));
+        }
+        let id = self.random(16)?;
+        let account = AccountRecord {
+            id,
+            status: AccountStatus::Valid,
+            contact,
+            tos_agreed: request.terms_of_service_agreed,
+            jwk,
+            thumbprint,
+            created: self.now(),
+        };
+        self.write(move |tx| {
+            // §7.3.1: a key that already has an account gets that account back.
+            if let Some(existing) = tx.account_by_key(&account.thumbprint)? {
+                let account = tx.require::<AccountRecord>(&existing)?;
+                if account.status != AccountStatus::Valid {
+                    return Err(Error::unauthorized(format!(
+                        "account is {}",
+                        account.status
+                    )));
+                }
+                return Ok(NewAccountOutcome {
+                    account,
+                    created: false,
+                });
+            }
+            tx.put(&account)?;
+            tx.set_account_key(&account.thumbprint, &account.id)?;
+            Ok(NewAccountOutcome {
+                account,
+                created: true,
+            })
+        })
+        .await
+    }
+
+    /// POST to an account URL: read it, update its contacts, or deactivate it (§7.3.2,
+    /// §7.3.6).
+    pub async fn update_account(
+        &self,
+        account: &AccountRecord,
+        request: Option<AccountUpdateRequest>,
+    ) -> Result<AccountRecord, Error> {
+        let Some(request) = request else {
+            return Ok(account.clone());
+        };
+        let deactivate = match request.status.as_deref() {
+            None => false,
+            Some("deactivated") => true,
+            Some(other) => {
+                return Err(Error::malformed(format!(
+                    "an account's status can only be set to \"deactivated\", not {other:?}"
+                )));
+            }
+        };
+        let contact = request.contact.as_deref().map(check_contacts).transpose()?;
+        let id = account.id.clone();
+        self.write(move |tx| {
+            let mut account = tx.require::<AccountRecord>(&id)?;
+            if account.status != AccountStatus::Valid {
+                return Err(Error::unauthorized(format!(
+                    "account is {}",
+                    account.status
+                )));
+            }
+            if let Some(contact) = contact {
+                account.contact = contact;
+            }
+            if deactivate {
+                account.status = AccountStatus::Deactivated;
+            }
+            tx.put(&account)?;
+            Ok(account)
+        })
+        .await
+    }
+}
+
+/// Checks contact URLs (RFC 8555 §7.3): `mailto:` with exactly one address and no header
+/// fields; anything else is unsupported.
+fn check_contacts(contacts: &[String]) -> Result<Vec<String>, Error> {
+    const MAX_CONTACTS: usize = 10;
+    if contacts.len() > MAX_CONTACTS {
+        return Err(Error::new(
+            ErrorKind::InvalidContact,
+            format!("at most {MAX_CONTACTS} contacts"),
+        ));
+    }
+    contacts
+        .iter()
+        .map(|contact| {
+            let Some(address) = contact.strip_prefix("mailto:") else {
+                return Err(Error::new(
+                    ErrorKind::UnsupportedContact,
+                    format!("contact {contact:?}: only mailto: URLs are supported"),
+                ));
+            };
+            let invalid = |why: &str| {
+                Error::new(
+                    ErrorKind::InvalidContact,
+                    format!("contact {contact:?}: {why}"),
+                )
+            };
+            if address.contains('?') {
+                return Err(invalid("header fields (?…) are not allowed"));
+            }
+            if address.contains(',') {
+                return Err(invalid("one address per contact"));
+            }
+            let (local, domain) = address.rsplit_once('@').ok_or_else(|| invalid("no '@'"))?;
+            if local.is_empty()
+                || local.len() > 64
+                || local.chars().any(|c| c.is_whitespace() || c.is_control())
+            {
+                return Err(invalid("invalid local part"));
+            }
+            let domain_ok = domain.len() <= 253
+                && domain.contains('.')
+                && domain.split('.').all(|l| {
+                    !l.is_empty()
+                        && l.len() <= 63
+                        && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                        && !l.starts_with('-')
+                        && !l.ends_with('-')
+                });
+            if !domain_ok {
+                return Err(invalid("invalid domain"));
+            }
+            Ok(contact.clone())
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn kind(contacts: &[&str]) -> Option<ErrorKind> {
+        let owned: Vec<String> = contacts.iter().map(|s| (*s).to_owned()).collect();
+        check_contacts(&owned).err().map(|e| e.kind)
+    }
+
+    #[test]
+    fn mailto_contacts_are_checked() {
+        assert_eq!(kind(&["mailto:certbot-1@example.org"]), None);
+        assert_eq!(kind(&[]), None);
+        assert_eq!(kind(&["tel:+1555"]), Some(ErrorKind::UnsupportedContact));
+        assert_eq!(
+            kind(&["mailto:a@b.example?subject=x"]),
+            Some(ErrorKind::InvalidContact)
+        );
+        assert_eq!(
+            kind(&["mailto:a@b.example,c@d.example"]),
+            Some(ErrorKind::InvalidContact)
+        );
+        assert_eq!(kind(&["mailto:nobody"]), Some(ErrorKind::InvalidContact));
+        assert_eq!(
+            kind(&["mailto:a@localhost"]),
+            Some(ErrorKind::InvalidContact)
+        );
+        assert_eq!(
+            kind(&["mailto:a b@example.org"]),
+            Some(ErrorKind::InvalidContact)
+        );
+    }
+}

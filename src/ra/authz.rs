@@ -1,0 +1,119 @@
+//! Authorizations and challenges (RFC 8555 §7.5, §7.5.1, §8): answering a challenge starts
+//! validation in the background; the answer waits briefly for the result.
+
+use super::order::authz_status;
+use super::{Ra, owned};
+use crate::acme::problem::ProblemType;
+use crate::acme::{AuthorizationStatus, ChallengeStatus, Problem};
+use crate::error::Error;
+use crate::store::{AccountRecord, AuthzRecord, ValidationInFlight};
+use crate::va::ValidationRequest;
+
+impl Ra {
+    /// POST-as-GET on an authorization, with expiry applied.
+    pub async fn authz(&self, account: &AccountRecord, id: &str) -> Result<AuthzRecord, Error> {
+        let now = self.now();
+        let id = id.to_owned();
+        let account = account.clone();
+        self.read(move |r| {
+            let mut authz: AuthzRecord = r
+                .get(&id)?
+                .ok_or_else(|| Error::not_found("no such authorization"))?;
+            owned(&account, &authz.account_id)?;
+            authz.status = authz_status(&authz, now);
+            Ok(authz)
+        })
+        .await
+    }
+
+    /// POST to a challenge (RFC 8555 §7.5.1): the client is ready. Starts validation once;
+    /// later posts just report. Waits up to `sync_wait` for the outcome.
+    pub async fn answer_challenge(
+        &self,
+        account: &AccountRecord,
+        authz_id: &str,
+        kind: &str,
+    ) -> Result<AuthzRecord, Error> {
+        let now = self.now();
+        let (id, kind_owned, account_owned) =
+            (authz_id.to_owned(), kind.to_owned(), account.clone());
+        let started = self
+            .write(move |tx| {
+                let mut authz: AuthzRecord = tx.require(&id)?;
+                owned(&account_owned, &authz.account_id)?;
+                let index = authz
+                    .challenges
+                    .iter()
+                    .position(|c| c.kind == kind_owned)
+                    .ok_or_else(|| Error::not_found("no such challenge"))?;
+                let status = authz_status(&authz, now);
+                let challenge = &mut authz.challenges[index];
+                if status != AuthorizationStatus::Pending
+                    || challenge.status != ChallengeStatus::Pending
+                {
+                    return Ok(None);
+                }
+                challenge.status = ChallengeStatus::Processing;
+                let request = ValidationRequest {
+                    identifier: authz.identifier.clone(),
+                    challenge: challenge.kind.clone(),
+                    token: challenge.token.clone(),
+                    key_authorization: format!("{}.{}", challenge.token, account_owned.thumbprint),
+                };
+                tx.put(&authz)?;
+                tx.put(&ValidationInFlight::new(&authz.id, &request.challenge))?;
+                Ok(Some(request))
+            })
+            .await?;
+        if let Some(request) = started {
+            let ra = self.clone();
+            let authz_id = authz_id.to_owned();
+            let mut task = tokio::spawn(async move { ra.validate(authz_id, request).await });
+            // The task goes on if the wait ends first; the client then polls.
+            let _ = tokio::time::timeout(self.inner.settings.sync_wait, &mut task).await;
+        }
+        self.authz(account, authz_id).await
+    }
+
+    /// Validates one challenge and records the outcome (RFC 8555 §7.1.6: the challenge and
+    /// its authorization become valid or invalid together).
+    pub(crate) async fn validate(&self, authz_id: String, request: ValidationRequest) {
+        let outcome = self.inner.validator.validate(&request).await;
+        let now = self.now();
+        let kind = request.challenge.clone();
+        let result = self
+            .write(move |tx| {
+                tx.delete::<ValidationInFlight>(&ValidationInFlight::new(&authz_id, &kind).key)?;
+                let mut authz: AuthzRecord = tx.require(&authz_id)?;
+                let Some(challenge) = authz.challenges.iter_mut().find(|c| c.kind == kind) else {
+                    return Ok(());
+                };
+                if challenge.status != ChallengeStatus::Processing {
+                    return Ok(());
+                }
+                match outcome {
+                    Ok(()) => {
+                        challenge.status = ChallengeStatus::Valid;
+                        challenge.validated = Some(now);
+                        authz.status = AuthorizationStatus::Valid;
+                    }
+                    Err(failure) => {
+                        let kind = ProblemType::from_urn(&format!(
+                            "urn:ietf:params:acme:error:{}",
+                            failure.problem_type()
+                        ))
+                        .unwrap_or(ProblemType::ServerInternal);
+                        challenge.status = ChallengeStatus::Invalid;
+                        challenge.error = Some(Problem::new(kind, failure.to_string()));
+                        authz.status = AuthorizationStatus::Invalid;
+                    }
+                }
+                tx.put(&authz)?;
+                Ok(())
+            })
+            .await;
+        if let Err(e) = result {
+            tracing::error!(error = %e, "recording a validation result failed");
+        }
+    }
+}

@@ -1,0 +1,241 @@
+//! Finalize and issuance (RFC 8555 §7.4): CSR checks, `ready → processing`, the issuance
+//! intent committed before the token signs, then the certificate and `valid` together.
+//! Any failure after `processing` leaves the order `invalid` with a problem, never stuck.
+
+use std::collections::BTreeSet;
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use der::pem::LineEnding;
+use der::{Encode, EncodePem};
+
+use super::order::load_view;
+use super::{OrderView, Ra, owned};
+use crate::acme::jwk::{spki_to_jwk, thumbprint};
+use crate::acme::problem::ProblemType;
+use crate::acme::{FinalizeRequest, OrderStatus, Problem};
+use crate::ca::csr::{CsrError, parse_csr};
+use crate::ca::leaf::PreparedCertificate;
+use crate::error::{Error, ErrorKind};
+use crate::store::{AccountRecord, CertRecord, IssuanceIntent, OrderRecord};
+
+impl Ra {
+    /// finalize: checks the CSR against the order and starts issuance.
+    pub async fn finalize(
+        &self,
+        account: &AccountRecord,
+        order_id: &str,
+        request: FinalizeRequest,
+    ) -> Result<OrderView, Error> {
+        let der = URL_SAFE_NO_PAD
+            .decode(request.csr.trim_end_matches('='))
+            .map_err(|_| Error::new(ErrorKind::BadCsr, "csr is not base64url"))?;
+        let csr = parse_csr(&der, &self.inner.key_policy).map_err(|e| match e {
+            CsrError::BadCsr(m) => Error::new(ErrorKind::BadCsr, m),
+            CsrError::BadPublicKey(m) => Error::new(ErrorKind::BadPublicKey, m),
+        })?;
+        // RFC 8555 §11.1: the certificate key must not be the account key.
+        if let Some(jwk) = spki_to_jwk(&csr.public_key)
+            && thumbprint(&jwk).ok().as_deref() == Some(account.thumbprint.as_str())
+        {
+            return Err(Error::new(
+                ErrorKind::BadCsr,
+                "the CSR key is the account key; use another key",
+            ));
+        }
+        let now = self.now();
+        let current = self.order(account, order_id).await?;
+        if current.status != OrderStatus::Ready {
+            return Err(not_ready(current.status));
+        }
+        let wanted: BTreeSet<String> = current
+            .order
+            .identifiers
+            .iter()
+            .map(|i| i.value.clone())
+            .collect();
+        if csr.dns_names != wanted || !csr.ip_addresses.is_empty() {
+            return Err(Error::new(
+                ErrorKind::BadCsr,
+                format!(
+                    "the CSR names {} but the order is for {}",
+                    list(&csr.dns_names),
+                    list(&wanted)
+                ),
+            ));
+        }
+        // The certificate is fully built before the order changes state, so the intent can
+        // be committed in the same transaction as `ready → processing`.
+        let (not_before, not_after) = self.inner.policy.check_validity(
+            current.order.not_before,
+            current.order.not_after,
+            now,
+        )?;
+        let issuer = std::sync::Arc::clone(&self.inner.issuer);
+        let prepared = issuer.prepare(
+            csr.dns_names.iter().cloned().collect(),
+            csr.ip_addresses.iter().copied().collect(),
+            csr.public_key.clone(),
+            not_before,
+            not_after,
+        )?;
+        let intent = IssuanceIntent {
+            serial: hex(prepared.serial.as_bytes()),
+            order_id: order_id.to_owned(),
+            ca: issuer.name().to_owned(),
+            tbs: prepared.tbs_der.clone(),
+            created: now,
+        };
+        let account_owned = account.clone();
+        self.write(move |tx| {
+            let order: OrderRecord = tx.require(&intent.order_id)?;
+            owned(&account_owned, &order.account_id)?;
+            let view = load_view(tx, order, now)?;
+            if view.status != OrderStatus::Ready {
+                return Err(not_ready(view.status));
+            }
+            let mut order = view.order;
+            order.status = OrderStatus::Processing;
+            tx.put(&order)?;
+            // DESIGN principle 4: what will be signed is durable before the token signs it.
+            tx.put(&intent)?;
+            Ok(())
+        })
+        .await?;
+
+        let ra = self.clone();
+        let account_id = account.id.clone();
+        let id = order_id.to_owned();
+        let mut task = tokio::spawn(async move { ra.issue(account_id, id, prepared).await });
+        // The task goes on if the wait ends first; the client then polls.
+        let _ = tokio::time::timeout(self.inner.settings.sync_wait, &mut task).await;
+        self.order(account, order_id).await
+    }
+
+    async fn issue(&self, account_id: String, order_id: String, prepared: PreparedCertificate) {
+        let serial = hex(prepared.serial.as_bytes());
+        if let Err(e) = self
+            .sign_and_store(account_id, order_id.clone(), prepared)
+            .await
+        {
+            tracing::error!(order = %order_id, error = %e, "issuance failed");
+            let problem = Problem::new(
+                ProblemType::ServerInternal,
+                "issuance failed; the order is invalid, create a new one",
+            );
+            let failed = self
+                .write(move |tx| {
+                    let mut order: OrderRecord = tx.require(&order_id)?;
+                    if order.status == OrderStatus::Processing {
+                        order.status = OrderStatus::Invalid;
+                        order.error = Some(problem);
+                        tx.put(&order)?;
+                    }
+                    tx.delete::<IssuanceIntent>(&serial)?;
+                    Ok(())
+                })
+                .await;
+            if let Err(e) = failed {
+                tracing::error!(error = %e, "marking a failed order invalid failed too");
+            }
+        }
+    }
+
+    async fn sign_and_store(
+        &self,
+        account_id: String,
+        order_id: String,
+        prepared: PreparedCertificate,
+    ) -> Result<(), Error> {
+        let serial = hex(prepared.serial.as_bytes());
+        let issuer = std::sync::Arc::clone(&self.inner.issuer);
+        let signing_issuer = std::sync::Arc::clone(&issuer);
+        let cert = self
+            .inner
+            .runner
+            .run(move || {
+                signing_issuer.sign(prepared).map_err(|e| match e {
+                    crate::ca::CaError::Token(t) => t,
+                    other => crate::hsm::TokenError::Malformed(other.to_string()),
+                })
+            })
+            .await?;
+        let der = cert.to_der().map_err(|e| Error::internal(e.to_string()))?;
+        let not_after = cert
+            .tbs_certificate()
+            .validity()
+            .not_after
+            .to_unix_duration()
+            .as_secs();
+        let record = CertRecord {
+            serial,
+            account_id,
+            order_id,
+            ca: issuer.name().to_owned(),
+            der,
+            issued: self.now(),
+            not_after,
+        };
+        self.write(move |tx| {
+            let mut order: OrderRecord = tx.require(&record.order_id)?;
+            if order.status != OrderStatus::Processing {
+                return Err(Error::internal("order left processing during issuance"));
+            }
+            order.status = OrderStatus::Valid;
+            order.certificate = Some(record.serial.clone());
+            tx.put(&order)?;
+            tx.put(&record)?;
+            tx.link_cert(&record.account_id, &record.serial)?;
+            tx.delete::<IssuanceIntent>(&record.serial)?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// The certificate chain for `serial` (RFC 8555 §7.4.2): leaf first, then its issuers.
+    pub async fn certificate_chain(
+        &self,
+        account: &AccountRecord,
+        serial: &str,
+    ) -> Result<String, Error> {
+        let serial = serial.to_owned();
+        let account = account.clone();
+        let record = self
+            .read(move |r| {
+                let record: CertRecord = r
+                    .get(&serial)?
+                    .ok_or_else(|| Error::not_found("no such certificate"))?;
+                owned(&account, &record.account_id)?;
+                Ok(record)
+            })
+            .await?;
+        let cert = <x509_cert::Certificate as der::Decode>::from_der(&record.der)
+            .map_err(|e| Error::internal(format!("stored certificate: {e}")))?;
+        let mut pem = cert
+            .to_pem(LineEnding::LF)
+            .map_err(|e| Error::internal(e.to_string()))?;
+        pem.push_str(self.inner.issuer.chain_pem());
+        Ok(pem)
+    }
+}
+
+/// RFC 8555 §7.4: finalize on an order that is not ready.
+fn not_ready(status: OrderStatus) -> Error {
+    Error::new(
+        ErrorKind::OrderNotReady,
+        format!("the order is {status}, not ready"),
+    )
+}
+
+fn list(names: &BTreeSet<String>) -> String {
+    if names.is_empty() {
+        "no names".into()
+    } else {
+        names.iter().cloned().collect::<Vec<_>>().join(", ")
+    }
+}
+
+/// Lower-case hex, as serials appear in URLs and logs.
+pub(crate) fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}

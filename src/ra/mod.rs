@@ -1,0 +1,175 @@
+//! Registration authority: the ACME rules and state machines (RFC 8555 §7).
+//!
+//! The RA decides; `policy` says what is allowed, `va` validates, `ca` signs, `store`
+//! remembers. Every state change is one short store transaction that re-reads the record
+//! and checks its status first (compare-and-set), so concurrent requests cannot both win.
+//! Store and token calls block and run on blocking threads.
+
+mod account;
+mod authz;
+mod finalize;
+mod order;
+mod recover;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use ring::rand::{SecureRandom, SystemRandom};
+
+pub use order::OrderView;
+
+use crate::ca::csr::KeyPolicy;
+use crate::ca::issuer::Issuer;
+use crate::clock::Clock;
+use crate::error::Error;
+use crate::hsm::HsmRunner;
+use crate::policy::Policy;
+use crate::store::{AccountRecord, Store, StoreReader};
+use crate::va::Validator;
+
+/// Tunables of the RA.
+#[derive(Debug, Clone)]
+pub struct RaSettings {
+    /// How long a new order stays usable.
+    pub order_lifetime: Duration,
+    /// How long a pending authorization stays usable.
+    pub authz_lifetime: Duration,
+    /// How long a challenge or finalize request waits for its result before answering
+    /// `processing`: clients that would otherwise poll (lego waits 5 s) get the final state.
+    pub sync_wait: Duration,
+}
+
+impl Default for RaSettings {
+    fn default() -> Self {
+        Self {
+            order_lifetime: Duration::from_secs(7 * 86_400),
+            authz_lifetime: Duration::from_secs(7 * 86_400),
+            sync_wait: Duration::from_secs(2),
+        }
+    }
+}
+
+/// The registration authority. Cheap to clone.
+#[derive(Clone)]
+pub struct Ra {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    store: Store,
+    reader: StoreReader,
+    policy: Policy,
+    key_policy: KeyPolicy,
+    validator: Arc<dyn Validator>,
+    issuer: Arc<Issuer>,
+    runner: HsmRunner,
+    clock: Arc<dyn Clock>,
+    settings: RaSettings,
+    rng: SystemRandom,
+}
+
+impl std::fmt::Debug for Ra {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Ra").finish_non_exhaustive()
+    }
+}
+
+/// Everything the RA works with.
+pub struct RaParts {
+    /// The state store.
+    pub store: Store,
+    /// Identifier and validity policy.
+    pub policy: Policy,
+    /// CSR key policy.
+    pub key_policy: KeyPolicy,
+    /// Challenge validation.
+    pub validator: Arc<dyn Validator>,
+    /// The issuing CA.
+    pub issuer: Arc<Issuer>,
+    /// Bounds concurrent token work.
+    pub runner: HsmRunner,
+    /// Time.
+    pub clock: Arc<dyn Clock>,
+    /// Tunables.
+    pub settings: RaSettings,
+}
+
+impl Ra {
+    /// An RA over `parts`.
+    pub fn new(parts: RaParts) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                reader: parts.store.reader(),
+                store: parts.store,
+                policy: parts.policy,
+                key_policy: parts.key_policy,
+                validator: parts.validator,
+                issuer: parts.issuer,
+                runner: parts.runner,
+                clock: parts.clock,
+                settings: parts.settings,
+                rng: SystemRandom::new(),
+            }),
+        }
+    }
+
+    /// Read access for the front end.
+    pub fn reader(&self) -> &StoreReader {
+        &self.inner.reader
+    }
+
+    /// The issuing CA.
+    pub fn issuer(&self) -> &Issuer {
+        &self.inner.issuer
+    }
+
+    fn now(&self) -> u64 {
+        self.inner.clock.now()
+    }
+
+    /// A random base64url value of `bytes` bytes (ids: 16, tokens: 32).
+    fn random(&self, bytes: usize) -> Result<String, Error> {
+        let mut buf = vec![0u8; bytes];
+        self.inner
+            .rng
+            .fill(&mut buf)
+            .map_err(|_| Error::internal("the system RNG failed"))?;
+        Ok(URL_SAFE_NO_PAD.encode(buf))
+    }
+
+    /// Runs a store transaction on a blocking thread.
+    async fn write<R: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut crate::store::Tx<'_>) -> Result<R, Error> + Send + 'static,
+    ) -> Result<R, Error> {
+        let store = self.inner.store.clone();
+        tokio::task::spawn_blocking(move || store.write(f))
+            .await
+            .map_err(|e| Error::internal(format!("store task: {e}")))?
+    }
+
+    /// Runs store reads on a blocking thread.
+    async fn read<R: Send + 'static>(
+        &self,
+        f: impl FnOnce(&StoreReader) -> Result<R, Error> + Send + 'static,
+    ) -> Result<R, Error> {
+        let reader = self.inner.reader.clone();
+        tokio::task::spawn_blocking(move || f(&reader))
+            .await
+            .map_err(|e| Error::internal(format!("store task: {e}")))?
+    }
+}
+
+/// Refuses access to another account's resource (RFC 8555 §7.5: the server checks that the
+/// requester owns it).
+fn owned(account: &AccountRecord, owner: &str) -> Result<(), Error> {
+    if account.id == owner {
+        Ok(())
+    } else {
+        Err(Error::unauthorized(
+            "this resource belongs to another account",
+        ))
+    }
+}

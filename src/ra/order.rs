@@ -1,0 +1,311 @@
+//! Orders and their derived status (RFC 8555 §7.1.3, §7.1.6, §7.4).
+
+use super::{Ra, owned};
+use crate::acme::problem::ProblemType;
+use crate::acme::{AuthorizationStatus, ChallengeStatus, NewOrderRequest, OrderStatus, Problem};
+use crate::clock::parse_rfc3339;
+use crate::error::Error;
+use crate::store::{AccountRecord, AuthzRecord, ChallengeRecord, OrderRecord, StoreReader, Tx};
+
+/// Challenge types offered for a `dns` identifier.
+const CHALLENGES: [&str; 1] = ["http-01"];
+
+/// An order as clients see it: the record plus its status derived from its authorizations.
+#[derive(Debug, Clone)]
+pub struct OrderView {
+    /// The stored order.
+    pub order: OrderRecord,
+    /// Status at the time of reading.
+    pub status: OrderStatus,
+    /// Why it is invalid.
+    pub error: Option<Problem>,
+}
+
+/// The status of an authorization at `now`: pending and valid ones expire.
+pub(crate) fn authz_status(authz: &AuthzRecord, now: u64) -> AuthorizationStatus {
+    match authz.status {
+        AuthorizationStatus::Pending | AuthorizationStatus::Valid if now >= authz.expires => {
+            AuthorizationStatus::Expired
+        }
+        other => other,
+    }
+}
+
+/// RFC 8555 §7.1.6: an order is invalid once it expires or one of its authorizations
+/// fails, ready once all are valid, pending before; later states are stored.
+pub(crate) fn derive(order: OrderRecord, authzs: &[AuthzRecord], now: u64) -> OrderView {
+    let (status, error) = match order.status {
+        OrderStatus::Pending | OrderStatus::Ready => {
+            let failed = authzs.iter().find(|a| {
+                authz_status(a, now) != AuthorizationStatus::Valid
+                    && authz_status(a, now) != AuthorizationStatus::Pending
+            });
+            if now >= order.expires {
+                (
+                    OrderStatus::Invalid,
+                    Some(Problem::new(ProblemType::Malformed, "the order expired")),
+                )
+            } else if let Some(failed) = failed {
+                let cause = failed
+                    .challenges
+                    .iter()
+                    .find_map(|c| c.error.clone())
+                    .unwrap_or_else(|| {
+                        Problem::new(
+                            ProblemType::Unauthorized,
+                            format!(
+                                "authorization for {} is {}",
+                                failed.identifier.value,
+                                authz_status(failed, now)
+                            ),
+                        )
+                    });
+                (OrderStatus::Invalid, Some(cause))
+            } else if authzs
+                .iter()
+                .all(|a| authz_status(a, now) == AuthorizationStatus::Valid)
+            {
+                (OrderStatus::Ready, None)
+            } else {
+                (OrderStatus::Pending, None)
+            }
+        }
+        stored => (stored, order.error.clone()),
+    };
+    OrderView {
+        order,
+        status,
+        error,
+    }
+}
+
+pub(crate) fn load_view(
+    tx_or_reader: &dyn AuthzSource,
+    order: OrderRecord,
+    now: u64,
+) -> Result<OrderView, Error> {
+    let mut authzs = Vec::with_capacity(order.authz_ids.len());
+    for id in &order.authz_ids {
+        authzs.push(tx_or_reader.authz(id)?);
+    }
+    Ok(derive(order, &authzs, now))
+}
+
+/// Reads authorizations inside or outside a transaction.
+pub(crate) trait AuthzSource {
+    fn authz(&self, id: &str) -> Result<AuthzRecord, Error>;
+}
+
+impl AuthzSource for Tx<'_> {
+    fn authz(&self, id: &str) -> Result<AuthzRecord, Error> {
+        self.require(id)
+    }
+}
+
+impl AuthzSource for StoreReader {
+    fn authz(&self, id: &str) -> Result<AuthzRecord, Error> {
+        self.get(id)?
+            .ok_or_else(|| Error::internal(format!("order refers to missing authorization {id}")))
+    }
+}
+
+impl Ra {
+    /// newOrder (RFC 8555 §7.4): one pending authorization per identifier.
+    pub async fn new_order(
+        &self,
+        account: &AccountRecord,
+        request: NewOrderRequest,
+    ) -> Result<OrderView, Error> {
+        let identifiers = self.inner.policy.check_identifiers(&request.identifiers)?;
+        let parse = |field: &str, value: &Option<String>| {
+            value
+                .as_deref()
+                .map(|v| {
+                    parse_rfc3339(v).ok_or_else(|| {
+                        Error::malformed(format!("{field} {v:?} is not an RFC 3339 time"))
+                    })
+                })
+                .transpose()
+        };
+        let not_before = parse("notBefore", &request.not_before)?;
+        let not_after = parse("notAfter", &request.not_after)?;
+        let now = self.now();
+        self.inner
+            .policy
+            .check_validity(not_before, not_after, now)?;
+
+        let authz_expires = now + self.inner.settings.authz_lifetime.as_secs();
+        let mut authzs = Vec::with_capacity(identifiers.len());
+        for identifier in &identifiers {
+            let mut challenges = Vec::new();
+            for kind in CHALLENGES {
+                challenges.push(ChallengeRecord {
+                    kind: kind.to_owned(),
+                    // RFC 8555 §8.1: at least 128 bits of entropy.
+                    token: self.random(32)?,
+                    status: ChallengeStatus::Pending,
+                    validated: None,
+                    error: None,
+                });
+            }
+            authzs.push(AuthzRecord {
+                id: self.random(16)?,
+                account_id: account.id.clone(),
+                identifier: identifier.clone(),
+                status: AuthorizationStatus::Pending,
+                expires: authz_expires,
+                wildcard: false,
+                challenges,
+            });
+        }
+        let order = OrderRecord {
+            id: self.random(16)?,
+            account_id: account.id.clone(),
+            status: OrderStatus::Pending,
+            identifiers,
+            authz_ids: authzs.iter().map(|a| a.id.clone()).collect(),
+            not_before,
+            not_after,
+            // An order cannot outlive its authorizations.
+            expires: (now + self.inner.settings.order_lifetime.as_secs()).min(authz_expires),
+            created: now,
+            error: None,
+            certificate: None,
+        };
+        self.write(move |tx| {
+            for authz in &authzs {
+                tx.put(authz)?;
+            }
+            tx.put(&order)?;
+            tx.link_order(&order.account_id, &order.id)?;
+            Ok(derive(order, &authzs, now))
+        })
+        .await
+    }
+
+    /// POST-as-GET on an order.
+    pub async fn order(&self, account: &AccountRecord, id: &str) -> Result<OrderView, Error> {
+        let now = self.now();
+        let id = id.to_owned();
+        let account = account.clone();
+        self.read(move |r| {
+            let order: OrderRecord = r
+                .get(&id)?
+                .ok_or_else(|| Error::not_found("no such order"))?;
+            owned(&account, &order.account_id)?;
+            load_view(r, order, now)
+        })
+        .await
+    }
+
+    /// The account's orders (RFC 8555 §7.1.2.1): URLs of orders not yet expired.
+    pub async fn orders_of(&self, account: &AccountRecord) -> Result<Vec<String>, Error> {
+        let id = account.id.clone();
+        let now = self.now();
+        self.read(move |r| {
+            let mut out = Vec::new();
+            for order_id in r.orders_of(&id)? {
+                if let Some(order) = r.get::<OrderRecord>(&order_id)?
+                    && (order.expires > now || order.status == OrderStatus::Valid)
+                {
+                    out.push(order_id);
+                }
+            }
+            Ok(out)
+        })
+        .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::acme::Identifier;
+
+    fn authz(status: AuthorizationStatus, expires: u64) -> AuthzRecord {
+        AuthzRecord {
+            id: "z".into(),
+            account_id: "a".into(),
+            identifier: Identifier::dns("a.test"),
+            status,
+            expires,
+            wildcard: false,
+            challenges: vec![],
+        }
+    }
+
+    fn order(status: OrderStatus, expires: u64) -> OrderRecord {
+        OrderRecord {
+            id: "o".into(),
+            account_id: "a".into(),
+            status,
+            identifiers: vec![Identifier::dns("a.test")],
+            authz_ids: vec!["z".into()],
+            not_before: None,
+            not_after: None,
+            expires,
+            created: 0,
+            error: None,
+            certificate: None,
+        }
+    }
+
+    #[test]
+    fn status_follows_the_authorizations() {
+        use AuthorizationStatus as A;
+        let now = 100;
+        let cases = [
+            (vec![authz(A::Pending, 200)], OrderStatus::Pending),
+            (
+                vec![authz(A::Valid, 200), authz(A::Pending, 200)],
+                OrderStatus::Pending,
+            ),
+            (
+                vec![authz(A::Valid, 200), authz(A::Valid, 200)],
+                OrderStatus::Ready,
+            ),
+            (
+                vec![authz(A::Valid, 200), authz(A::Invalid, 200)],
+                OrderStatus::Invalid,
+            ),
+            (vec![authz(A::Deactivated, 200)], OrderStatus::Invalid),
+            (vec![authz(A::Valid, 50)], OrderStatus::Invalid),
+        ];
+        for (authzs, expected) in cases {
+            let view = derive(order(OrderStatus::Pending, 300), &authzs, now);
+            assert_eq!(view.status, expected, "{authzs:?}");
+            assert_eq!(view.error.is_some(), expected == OrderStatus::Invalid);
+        }
+    }
+
+    #[test]
+    fn expiry_and_stored_states_win() {
+        let valid = vec![authz(AuthorizationStatus::Valid, 1000)];
+        assert_eq!(
+            derive(order(OrderStatus::Pending, 50), &valid, 100).status,
+            OrderStatus::Invalid
+        );
+        assert_eq!(
+            derive(order(OrderStatus::Processing, 50), &valid, 100).status,
+            OrderStatus::Processing
+        );
+        assert_eq!(
+            derive(order(OrderStatus::Valid, 50), &valid, 100).status,
+            OrderStatus::Valid
+        );
+    }
+
+    #[test]
+    fn a_failed_challenge_explains_the_invalid_order() {
+        let mut failed = authz(AuthorizationStatus::Invalid, 200);
+        failed.challenges.push(ChallengeRecord {
+            kind: "http-01".into(),
+            token: "t".into(),
+            status: ChallengeStatus::Invalid,
+            validated: None,
+            error: Some(Problem::new(ProblemType::Connection, "refused")),
+        });
+        let view = derive(order(OrderStatus::Pending, 300), &[failed], 100);
+        assert_eq!(view.error.unwrap().detail, "refused");
+    }
+}

@@ -1,0 +1,74 @@
+//! Start-up recovery after a crash: finish what was in flight so nothing stays stuck
+//! (DESIGN.md principle 4).
+
+use super::Ra;
+use crate::acme::problem::ProblemType;
+use crate::acme::{ChallengeStatus, OrderStatus, Problem};
+use crate::error::Error;
+use crate::store::{AuthzRecord, IssuanceIntent, OrderRecord, ValidationInFlight};
+use crate::va::ValidationRequest;
+
+impl Ra {
+    /// Ends interrupted issuances (the order becomes invalid: the token may or may not have
+    /// signed, and a serial is never reused) and restarts interrupted validations. Every
+    /// order in `processing` has an intent, committed in the same transaction.
+    pub async fn recover(&self) -> Result<(), Error> {
+        let (failed, revalidate) = self
+            .write(|tx| {
+                let mut failed = 0usize;
+                for intent in tx.all::<IssuanceIntent>()? {
+                    tx.delete::<IssuanceIntent>(&intent.serial)?;
+                    if let Some(mut order) = tx.get::<OrderRecord>(&intent.order_id)?
+                        && order.status == OrderStatus::Processing
+                    {
+                        order.status = OrderStatus::Invalid;
+                        order.error = Some(Problem::new(
+                            ProblemType::ServerInternal,
+                            "issuance was interrupted; create a new order",
+                        ));
+                        tx.put(&order)?;
+                        failed += 1;
+                    }
+                }
+                let mut revalidate = Vec::new();
+                for marker in tx.all::<ValidationInFlight>()? {
+                    let Some(authz) = tx.get::<AuthzRecord>(&marker.authz_id)? else {
+                        tx.delete::<ValidationInFlight>(&marker.key)?;
+                        continue;
+                    };
+                    let challenge = authz.challenges.iter().find(|c| c.kind == marker.kind);
+                    match challenge {
+                        Some(c) if c.status == ChallengeStatus::Processing => {
+                            let token = c.token.clone();
+                            revalidate.push((authz, marker.kind, token));
+                        }
+                        _ => tx.delete::<ValidationInFlight>(&marker.key)?,
+                    }
+                }
+                Ok((failed, revalidate))
+            })
+            .await?;
+        if failed > 0 {
+            tracing::warn!(
+                orders = failed,
+                "orders interrupted during issuance were marked invalid"
+            );
+        }
+        for (authz, kind, token) in revalidate {
+            let account: Option<crate::store::AccountRecord> = {
+                let id = authz.account_id.clone();
+                self.read(move |r| Ok(r.get(&id)?)).await?
+            };
+            let Some(account) = account else { continue };
+            let request = ValidationRequest {
+                identifier: authz.identifier.clone(),
+                challenge: kind,
+                key_authorization: format!("{token}.{}", account.thumbprint),
+                token,
+            };
+            let ra = self.clone();
+            tokio::spawn(async move { ra.validate(authz.id, request).await });
+        }
+        Ok(())
+    }
+}

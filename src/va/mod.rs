@@ -1,0 +1,134 @@
+//! Validation authority: proves control of identifiers (RFC 8555 §8). Outbound requests go
+//! through the [`resolver::Resolver`] seam; the RA sees only [`Validator`].
+
+pub mod http01;
+pub mod resolver;
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::acme::Identifier;
+
+/// Why a validation failed; each maps to an RFC 8555 §6.7 problem type.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ValidationFailure {
+    /// `dns`: the name did not resolve.
+    #[error("{0}")]
+    Dns(String),
+    /// `connection`: no connection, or no answer in time.
+    #[error("{0}")]
+    Connection(String),
+    /// `unauthorized`: the server refused, or redirected somewhere forbidden.
+    #[error("{0}")]
+    Unauthorized(String),
+    /// `incorrectResponse`: the answer was not the key authorization.
+    #[error("{0}")]
+    IncorrectResponse(String),
+    /// `tls`: a TLS handshake failed.
+    #[error("{0}")]
+    Tls(String),
+}
+
+impl ValidationFailure {
+    /// The RFC 8555 §6.7 problem type name.
+    pub fn problem_type(&self) -> &'static str {
+        match self {
+            Self::Dns(_) => "dns",
+            Self::Connection(_) => "connection",
+            Self::Unauthorized(_) => "unauthorized",
+            Self::IncorrectResponse(_) => "incorrectResponse",
+            Self::Tls(_) => "tls",
+        }
+    }
+}
+
+/// Settings for outbound validation requests.
+#[derive(Debug, Clone)]
+pub struct VaConfig {
+    /// Port http-01 connects to (80 in production).
+    pub http01_port: u16,
+    /// Ports a redirect may lead to.
+    pub redirect_ports: Vec<u16>,
+    /// Most redirects followed.
+    pub max_redirects: usize,
+    /// Deadline for one TCP connection.
+    pub connect_timeout: Duration,
+    /// Deadline for the whole validation, redirects included.
+    pub request_timeout: Duration,
+    /// Largest response body read.
+    pub body_limit: usize,
+}
+
+impl Default for VaConfig {
+    fn default() -> Self {
+        Self {
+            http01_port: 80,
+            redirect_ports: vec![80, 443],
+            max_redirects: 10,
+            connect_timeout: Duration::from_secs(5),
+            request_timeout: Duration::from_secs(10),
+            body_limit: 8192,
+        }
+    }
+}
+
+/// What validating one challenge needs.
+#[derive(Debug, Clone)]
+pub struct ValidationRequest {
+    /// The identifier.
+    pub identifier: Identifier,
+    /// The challenge type.
+    pub challenge: String,
+    /// The challenge token.
+    pub token: String,
+    /// token || '.' || account key thumbprint (RFC 8555 §8.1).
+    pub key_authorization: String,
+}
+
+/// A boxed validation future.
+pub type ValidationFuture<'a> =
+    Pin<Box<dyn Future<Output = Result<(), ValidationFailure>> + Send + 'a>>;
+
+/// The RA's view of validation; tests give scripted outcomes.
+pub trait Validator: Send + Sync {
+    /// Validates one challenge.
+    fn validate<'a>(&'a self, request: &'a ValidationRequest) -> ValidationFuture<'a>;
+}
+
+/// The real validator.
+#[derive(Debug)]
+pub struct Va {
+    config: VaConfig,
+    resolver: Arc<dyn resolver::Resolver>,
+}
+
+impl Va {
+    /// A validator with `config`, resolving through `resolver`.
+    pub fn new(config: VaConfig, resolver: Arc<dyn resolver::Resolver>) -> Self {
+        Self { config, resolver }
+    }
+}
+
+impl Validator for Va {
+    fn validate<'a>(&'a self, request: &'a ValidationRequest) -> ValidationFuture<'a> {
+        Box::pin(async move {
+            match request.challenge.as_str() {
+                "http-01" => {
+                    http01::validate_http01(
+                        &self.config,
+                        self.resolver.as_ref(),
+                        &request.identifier.value,
+                        &request.token,
+                        &request.key_authorization,
+                    )
+                    .await
+                }
+                other => Err(ValidationFailure::Unauthorized(format!(
+                    "challenge type {other} is not offered"
+                ))),
+            }
+        })
+    }
+}

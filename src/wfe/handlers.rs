@@ -1,0 +1,286 @@
+//! One handler per ACME resource (RFC 8555 §7), and the rendering of stored records as the
+//! resources clients see.
+
+use hyper::StatusCode;
+use serde_json::json;
+
+use super::jws::{self, Context, KeyRule, Verified, VerifiedKey};
+use super::{Reply, Wfe};
+use crate::acme::{
+    Account, AccountUpdateRequest, Authorization, Challenge, ChallengeStatus, Directory,
+    FinalizeRequest, NewAccountRequest, NewOrderRequest, Order, OrderStatus,
+};
+use crate::clock::rfc3339;
+use crate::error::Error;
+use crate::ra::OrderView;
+use crate::store::{AccountRecord, AuthzRecord};
+
+/// Seconds a client should wait before polling a resource that is `processing`.
+const RETRY_AFTER: u64 = 1;
+
+impl Wfe {
+    /// RFC 8555 §7.1.1.
+    pub(super) fn directory(&self) -> Result<Reply, Error> {
+        let directory = Directory {
+            new_nonce: self.urls.acme("new-nonce"),
+            new_account: self.urls.acme("new-account"),
+            new_order: self.urls.acme("new-order"),
+            revoke_cert: self.urls.acme("revoke-cert"),
+            key_change: self.urls.acme("key-change"),
+            meta: self.meta.clone(),
+        };
+        Reply::json(StatusCode::OK, &directory)
+    }
+
+    /// Every POST: verify the JWS for the resource, then dispatch.
+    pub(super) async fn post(
+        &self,
+        segments: &[&str],
+        url: &str,
+        body: &[u8],
+    ) -> Result<Reply, Error> {
+        let rule = match segments {
+            ["acme", "new-account"] => KeyRule::Jwk,
+            ["acme", "revoke-cert"] => KeyRule::Either,
+            _ => KeyRule::Kid,
+        };
+        let known = matches!(
+            segments,
+            ["acme", "new-account" | "new-order"]
+                | ["acme", "acct", _]
+                | ["acme", "acct", _, "orders"]
+                | ["acme", "order", _]
+                | ["acme", "order", _, "finalize"]
+                | ["acme", "authz", _]
+                | ["acme", "chall", _, _]
+                | ["acme", "cert", _]
+        );
+        if !known {
+            return Err(Error::not_found(format!("no resource at {url}")));
+        }
+        let verified = self.verify(body, rule, url).await?;
+        match segments {
+            ["acme", "new-account"] => self.new_account(verified).await,
+            ["acme", "acct", id] => self.account(verified, id).await,
+            ["acme", "acct", id, "orders"] => self.account_orders(verified, id).await,
+            ["acme", "new-order"] => self.new_order(verified).await,
+            ["acme", "order", id] => self.order(verified, id).await,
+            ["acme", "order", id, "finalize"] => self.finalize(verified, id).await,
+            ["acme", "authz", id] => self.authz(verified, id).await,
+            ["acme", "chall", authz, kind] => self.challenge(verified, authz, kind).await,
+            ["acme", "cert", serial] => self.certificate(verified, serial).await,
+            _ => Err(Error::not_found(format!("no resource at {url}"))),
+        }
+    }
+
+    async fn verify(&self, body: &[u8], rule: KeyRule, url: &str) -> Result<Verified, Error> {
+        // The account lookup reads redb; it is one short read, done inline.
+        let reader = self.ra.reader().clone();
+        let lookup =
+            move |id: &str| -> Result<Option<AccountRecord>, Error> { Ok(reader.get(id)?) };
+        let prefix = self.urls.account_prefix();
+        let ctx = Context {
+            url,
+            nonces: &self.nonces,
+            account_url_prefix: &prefix,
+            account: &lookup,
+        };
+        jws::verify(body, rule, &ctx)
+    }
+
+    async fn new_account(&self, verified: Verified) -> Result<Reply, Error> {
+        let request: NewAccountRequest = verified.parse()?;
+        let VerifiedKey::Jwk { jwk, thumbprint } = verified.key else {
+            return Err(Error::malformed("newAccount requires \"jwk\""));
+        };
+        let tos_required = self.meta.terms_of_service.is_some();
+        let outcome = self
+            .ra
+            .new_account(jwk, thumbprint, request, tos_required)
+            .await?;
+        let status = if outcome.created {
+            StatusCode::CREATED
+        } else {
+            StatusCode::OK
+        };
+        let url = self.urls.account(&outcome.account.id);
+        Ok(Reply::json(status, &self.render_account(&outcome.account))?.location(url))
+    }
+
+    async fn account(&self, verified: Verified, id: &str) -> Result<Reply, Error> {
+        let account = same_account(&verified, id)?;
+        let request: Option<AccountUpdateRequest> = if verified.is_post_as_get() {
+            None
+        } else {
+            Some(verified.parse()?)
+        };
+        let updated = self.ra.update_account(account, request).await?;
+        Ok(Reply::json(StatusCode::OK, &self.render_account(&updated))?
+            .location(self.urls.account(id)))
+    }
+
+    async fn account_orders(&self, verified: Verified, id: &str) -> Result<Reply, Error> {
+        let account = same_account(&verified, id)?;
+        let orders: Vec<String> = self
+            .ra
+            .orders_of(account)
+            .await?
+            .iter()
+            .map(|o| self.urls.order(o))
+            .collect();
+        Reply::json(StatusCode::OK, &json!({ "orders": orders }))
+    }
+
+    async fn new_order(&self, verified: Verified) -> Result<Reply, Error> {
+        let request: NewOrderRequest = verified.parse()?;
+        let view = self.ra.new_order(verified.account()?, request).await?;
+        let url = self.urls.order(&view.order.id);
+        Ok(Reply::json(StatusCode::CREATED, &self.render_order(&view))?.location(url))
+    }
+
+    async fn order(&self, verified: Verified, id: &str) -> Result<Reply, Error> {
+        post_as_get(&verified)?;
+        let view = self.ra.order(verified.account()?, id).await?;
+        self.order_reply(&view)
+    }
+
+    async fn finalize(&self, verified: Verified, id: &str) -> Result<Reply, Error> {
+        let request: FinalizeRequest = verified.parse()?;
+        let view = self.ra.finalize(verified.account()?, id, request).await?;
+        self.order_reply(&view)
+    }
+
+    fn order_reply(&self, view: &OrderView) -> Result<Reply, Error> {
+        let mut reply = Reply::json(StatusCode::OK, &self.render_order(view))?
+            .location(self.urls.order(&view.order.id));
+        if view.status == OrderStatus::Processing {
+            reply.retry_after = Some(RETRY_AFTER);
+        }
+        Ok(reply)
+    }
+
+    async fn authz(&self, verified: Verified, id: &str) -> Result<Reply, Error> {
+        post_as_get(&verified)?;
+        let authz = self.ra.authz(verified.account()?, id).await?;
+        Reply::json(StatusCode::OK, &self.render_authz(&authz))
+    }
+
+    async fn challenge(
+        &self,
+        verified: Verified,
+        authz_id: &str,
+        kind: &str,
+    ) -> Result<Reply, Error> {
+        let account = verified.account()?;
+        // RFC 8555 §7.5.1: a POST with a JSON object answers the challenge; POST-as-GET reads.
+        let authz = if verified.is_post_as_get() {
+            self.ra.authz(account, authz_id).await?
+        } else {
+            let _: serde_json::Map<String, serde_json::Value> = verified.parse()?;
+            self.ra.answer_challenge(account, authz_id, kind).await?
+        };
+        let challenge = authz
+            .challenges
+            .iter()
+            .find(|c| c.kind == kind)
+            .ok_or_else(|| Error::not_found("no such challenge"))?;
+        let rendered = self.render_challenge(&authz, challenge);
+        let mut reply =
+            Reply::json(StatusCode::OK, &rendered)?.link(&self.urls.authz(authz_id), "up");
+        if challenge.status == ChallengeStatus::Processing {
+            reply.retry_after = Some(RETRY_AFTER);
+        }
+        Ok(reply)
+    }
+
+    async fn certificate(&self, verified: Verified, serial: &str) -> Result<Reply, Error> {
+        post_as_get(&verified)?;
+        let pem = self
+            .ra
+            .certificate_chain(verified.account()?, serial)
+            .await?;
+        let mut reply = Reply::empty(StatusCode::OK);
+        reply.body = pem.into_bytes().into();
+        reply.content_type = "application/pem-certificate-chain";
+        Ok(reply)
+    }
+
+    fn render_account(&self, account: &AccountRecord) -> Account {
+        Account {
+            status: account.status,
+            contact: account.contact.clone(),
+            terms_of_service_agreed: account.tos_agreed,
+            orders: format!("{}/orders", self.urls.account(&account.id)),
+        }
+    }
+
+    fn render_order(&self, view: &OrderView) -> Order {
+        let order = &view.order;
+        Order {
+            status: view.status,
+            expires: rfc3339(order.expires),
+            identifiers: order.identifiers.clone(),
+            not_before: order.not_before.map(rfc3339),
+            not_after: order.not_after.map(rfc3339),
+            error: view.error.clone(),
+            authorizations: order.authz_ids.iter().map(|a| self.urls.authz(a)).collect(),
+            finalize: self.urls.finalize(&order.id),
+            certificate: order
+                .certificate
+                .as_deref()
+                .map(|s| self.urls.certificate(s)),
+        }
+    }
+
+    fn render_authz(&self, authz: &AuthzRecord) -> Authorization {
+        Authorization {
+            identifier: authz.identifier.clone(),
+            status: authz.status,
+            expires: rfc3339(authz.expires),
+            challenges: authz
+                .challenges
+                .iter()
+                .map(|c| self.render_challenge(authz, c))
+                .collect(),
+            wildcard: authz.wildcard,
+        }
+    }
+
+    fn render_challenge(
+        &self,
+        authz: &AuthzRecord,
+        challenge: &crate::store::ChallengeRecord,
+    ) -> Challenge {
+        Challenge {
+            kind: challenge.kind.clone(),
+            url: self.urls.challenge(&authz.id, &challenge.kind),
+            status: challenge.status,
+            token: challenge.token.clone(),
+            validated: challenge.validated.map(rfc3339),
+            error: challenge.error.clone(),
+        }
+    }
+}
+
+/// The account in `kid` must be the one in the URL (RFC 8555 §7.3.2).
+fn same_account<'a>(verified: &'a Verified, id: &str) -> Result<&'a AccountRecord, Error> {
+    let account = verified.account()?;
+    if account.id == id {
+        Ok(account)
+    } else {
+        Err(Error::unauthorized(
+            "the request is signed by another account",
+        ))
+    }
+}
+
+/// RFC 8555 §6.3: reads are POST-as-GET, with an empty payload.
+fn post_as_get(verified: &Verified) -> Result<(), Error> {
+    if verified.is_post_as_get() {
+        Ok(())
+    } else {
+        Err(Error::malformed(
+            "this resource is read with POST-as-GET (an empty payload)",
+        ))
+    }
+}

@@ -1,0 +1,174 @@
+//! Network helpers for end-to-end tests: a mock DNS that answers every A query with
+//! 127.0.0.1, an http-01 responder, and the server as a child process.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::HashMap;
+use std::net::{SocketAddr, TcpListener as StdListener};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, UdpSocket};
+
+/// A free TCP port on 127.0.0.1 (bound, then released).
+pub fn free_port() -> u16 {
+    StdListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A DNS server on 127.0.0.1 (UDP) that answers every A query with 127.0.0.1 and every
+/// other query with no records, like pebble-challtestsrv's default.
+pub async fn mock_dns() -> SocketAddr {
+    let socket = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let addr = socket.local_addr().unwrap();
+    tokio::spawn(async move {
+        let mut buf = [0u8; 512];
+        loop {
+            let Ok((len, peer)) = socket.recv_from(&mut buf).await else {
+                return;
+            };
+            if let Some(answer) = dns_answer(&buf[..len]) {
+                let _ = socket.send_to(&answer, peer).await;
+            }
+        }
+    });
+    addr
+}
+
+/// RFC 1035 §4.1: header, the question copied back, one A answer for type A queries.
+fn dns_answer(query: &[u8]) -> Option<Vec<u8>> {
+    if query.len() < 12 {
+        return None;
+    }
+    // End of the question: QNAME labels, then QTYPE and QCLASS.
+    let mut i = 12;
+    while *query.get(i)? != 0 {
+        i += 1 + usize::from(query[i]);
+    }
+    let qtype = u16::from_be_bytes([*query.get(i + 1)?, *query.get(i + 2)?]);
+    let question_end = i + 5;
+    let is_a = qtype == 1;
+    let mut out = Vec::with_capacity(question_end + 16);
+    out.extend_from_slice(&query[..2]); // id
+    out.extend_from_slice(&[0x81, 0x80]); // response, recursion desired + available, NOERROR
+    out.extend_from_slice(&[0, 1, 0, u8::from(is_a), 0, 0, 0, 0]);
+    out.extend_from_slice(query.get(12..question_end)?);
+    if is_a {
+        out.extend_from_slice(&[0xc0, 0x0c, 0, 1, 0, 1, 0, 0, 0, 0, 0, 4, 127, 0, 0, 1]);
+    }
+    Some(out)
+}
+
+/// Tokens the http-01 responder serves: token → body.
+pub type Tokens = Arc<Mutex<HashMap<String, String>>>;
+
+/// A minimal HTTP/1.0-style server answering `/.well-known/acme-challenge/TOKEN`.
+pub async fn http01_responder() -> (u16, Tokens) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let tokens: Tokens = Arc::new(Mutex::new(HashMap::new()));
+    let served = Arc::clone(&tokens);
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut stream, _)) = listener.accept().await else {
+                return;
+            };
+            let tokens = Arc::clone(&served);
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 4096];
+                let mut read = 0;
+                while !buf[..read].windows(4).any(|w| w == b"\r\n\r\n") && read < buf.len() {
+                    match stream.read(&mut buf[read..]).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => read += n,
+                    }
+                }
+                let request = String::from_utf8_lossy(&buf[..read]).into_owned();
+                let path = request.split_whitespace().nth(1).unwrap_or("").to_owned();
+                let token = path
+                    .strip_prefix("/.well-known/acme-challenge/")
+                    .unwrap_or("");
+                let body = tokens.lock().unwrap().get(token).cloned();
+                let response = match body {
+                    Some(body) => format!(
+                        "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                        body.len()
+                    ),
+                    None => {
+                        "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                            .into()
+                    }
+                };
+                let _ = stream.write_all(response.as_bytes()).await;
+                let _ = stream.shutdown().await;
+            });
+        }
+    });
+    (port, tokens)
+}
+
+/// `hsm-acme serve` as a child process, killed (SIGKILL) on drop.
+pub struct ServerProcess {
+    child: Child,
+    pub port: u16,
+}
+
+impl ServerProcess {
+    /// Starts the server and waits until it accepts connections.
+    pub fn start(softhsm_conf: &Path, config: &Path, port: u16, extra: &[String]) -> Self {
+        let log =
+            std::fs::File::create(config.with_file_name(format!("serve-{port}.log"))).unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_hsm-acme"))
+            .env("SOFTHSM2_CONF", softhsm_conf)
+            .env("HSM_ACME_LOG", "info")
+            .arg("--config")
+            .arg(config)
+            .arg("serve")
+            .arg("--listen")
+            .arg(format!("127.0.0.1:{port}"))
+            .args(extra)
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        let mut server = Self { child, port };
+        server.wait_ready(config);
+        server
+    }
+
+    fn wait_ready(&mut self, config: &Path) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                let log = std::fs::read_to_string(
+                    config.with_file_name(format!("serve-{}.log", self.port)),
+                )
+                .unwrap_or_default();
+                panic!("hsm-acme serve exited with {status}:\n{log}");
+            }
+            if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("hsm-acme serve did not start listening on {}", self.port);
+    }
+
+    /// kill -9, as a crash would.
+    pub fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
