@@ -101,7 +101,8 @@ impl Ra {
             return Ok(account.clone());
         };
         let deactivate = match request.status.as_deref() {
-            None => false,
+            // Clients that send the whole account object repeat its current status.
+            None | Some("valid") => false,
             Some("deactivated") => true,
             Some(other) => {
                 return Err(Error::malformed(format!(
