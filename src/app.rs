@@ -193,8 +193,7 @@ fn load_issuer(
         &above,
         IssuerSettings {
             client_auth: acme.client_auth,
-            crl_url: acme.crl_url.clone(),
-            ca_issuers_url: acme.ca_issuers_url.clone(),
+            distribution: config.distribution(&ca.name),
         },
     )
     .map_err(|e| StartError(format!("CA {:?}: {e}", ca.name)))

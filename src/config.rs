@@ -14,6 +14,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use x509_cert::name::Name;
 
+use crate::ca::distribution::Distribution;
 use crate::hsm::uri::Pkcs11Uri;
 use crate::hsm::{KeyType, Pkcs11Profile, RsaPadding, TokenSelector, TokenSettings};
 
@@ -47,6 +48,8 @@ struct RawConfig {
     acme: Option<RawAcme>,
     #[serde(default)]
     validation: Option<RawValidation>,
+    #[serde(default)]
+    publication: Option<RawPublication>,
     #[serde(default)]
     storage: Option<RawStorage>,
     #[serde(default)]
@@ -91,8 +94,14 @@ struct RawAcme {
     caa_identities: Vec<String>,
     #[serde(default)]
     allowed_domains: Vec<String>,
-    crl_url: Option<String>,
-    ca_issuers_url: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPublication {
+    listen: Option<SocketAddr>,
+    base_url: Option<String>,
+    crl_lifetime_hours: Option<u32>,
 }
 
 #[derive(Deserialize)]
@@ -203,10 +212,18 @@ pub struct AcmeConfig {
     pub caa_identities: Vec<String>,
     /// Domains issued for (empty: any).
     pub allowed_domains: Vec<String>,
-    /// CRL distribution point put into certificates.
-    pub crl_url: Option<String>,
-    /// AIA caIssuers URL put into certificates.
-    pub ca_issuers_url: Option<String>,
+}
+
+/// `[publication]`: the plain-HTTP listener for CRLs and CA certificates, and the base URL
+/// that certificates point at (RFC 5280 §4.2.1.13, §4.2.2.1).
+#[derive(Debug, Clone)]
+pub struct PublicationConfig {
+    /// Where `serve` answers; `None` when another web server publishes the files.
+    pub listen: Option<SocketAddr>,
+    /// `http://host[:port]` as it goes into certificates.
+    pub base_url: String,
+    /// nextUpdate − thisUpdate of every CRL.
+    pub crl_lifetime: Duration,
 }
 
 /// `[validation]`: outbound validation.
@@ -233,6 +250,8 @@ pub struct Config {
     pub acme: Option<AcmeConfig>,
     /// Outbound validation.
     pub validation: ValidationConfig,
+    /// CRL and CA certificate publication.
+    pub publication: Option<PublicationConfig>,
     /// The redb state file.
     pub storage_path: Option<PathBuf>,
     /// Label of the AES key that seals stored secrets.
@@ -335,6 +354,11 @@ impl Config {
                 redirect_ports: v.redirect_ports.unwrap_or_else(|| vec![80, 443]),
             },
         );
+        let publication = raw
+            .publication
+            .map(check_publication)
+            .transpose()
+            .map_err(err)?;
         let sealing_key = raw.sealing.map(|s| s.key_label);
         let mut labels = BTreeSet::new();
         let tls_label = server
@@ -363,6 +387,7 @@ impl Config {
             server,
             acme,
             validation,
+            publication,
             storage_path: raw.storage.map(|s| resolve(&s.path)),
             sealing_key,
             cas,
@@ -373,6 +398,48 @@ impl Config {
     pub fn ca(&self, name: &str) -> Option<&CaConfig> {
         self.cas.iter().find(|c| c.name == name)
     }
+
+    /// Where certificates signed by the CA called `issuer` say its CRL and certificate are.
+    /// Empty without `[publication]`, or for a name that is not one of our CAs.
+    pub fn distribution(&self, issuer: &str) -> Distribution {
+        match (&self.publication, self.ca(issuer)) {
+            (Some(publication), Some(ca)) => Distribution::under(&publication.base_url, &ca.name),
+            _ => Distribution::default(),
+        }
+    }
+}
+
+/// BR §4.9.7: a subscriber CRL's nextUpdate is at most ten days after its thisUpdate.
+const MAX_CRL_LIFETIME_HOURS: u32 = 240;
+
+fn check_publication(raw: RawPublication) -> Result<PublicationConfig, String> {
+    let base_url = match (raw.base_url, raw.listen) {
+        (Some(base), _) => base.trim_end_matches('/').to_owned(),
+        (None, Some(listen)) => format!("http://{listen}"),
+        (None, None) => return Err("[publication] needs listen or base_url".into()),
+    };
+    if !base_url.starts_with("http://") || base_url.len() <= "http://".len() {
+        return Err(format!(
+            "[publication] base_url {base_url:?} must be an http:// URL: relying parties \
+             fetch CRLs without TLS (RFC 5280 §4.2.1.13)"
+        ));
+    }
+    if !base_url.is_ascii() || base_url.contains(['?', '#', ' ']) {
+        return Err(format!(
+            "[publication] base_url {base_url:?} must be plain ASCII without query or fragment"
+        ));
+    }
+    let hours = raw.crl_lifetime_hours.unwrap_or(168);
+    if hours < 2 || hours > MAX_CRL_LIFETIME_HOURS {
+        return Err(format!(
+            "[publication] crl_lifetime_hours = {hours} is not 2..={MAX_CRL_LIFETIME_HOURS}"
+        ));
+    }
+    Ok(PublicationConfig {
+        listen: raw.listen,
+        base_url,
+        crl_lifetime: Duration::from_secs(u64::from(hours) * 3600),
+    })
 }
 
 fn check_server(
@@ -423,8 +490,6 @@ fn check_acme(raw: RawAcme, cas: &[CaConfig]) -> Result<AcmeConfig, String> {
             .iter()
             .map(|d| d.to_ascii_lowercase())
             .collect(),
-        crl_url: raw.crl_url,
-        ca_issuers_url: raw.ca_issuers_url,
     })
 }
 

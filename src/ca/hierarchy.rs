@@ -12,6 +12,7 @@ use x509_cert::request::CertReq;
 use x509_cert::time::{Time, Validity};
 
 use super::CaError;
+use super::distribution::Distribution;
 use super::profile::{RootProfile, SubordinateProfile};
 use super::serial::random_serial;
 use super::x509::{sign_certificate, sign_request};
@@ -49,12 +50,13 @@ pub fn root_certificate(
 }
 
 /// A subordinate CA certificate for `subject_key`, signed by `issuer` (whose certificate is
-/// `issuer_cert`). Its lifetime is cut to the issuer's, as RFC 5280 path validation would.
+/// `issuer_cert`), pointing at the issuer's CRL and certificate. Its lifetime is cut to the issuer's, as RFC 5280 path validation would.
 pub fn subordinate_certificate(
     subject: &Name,
     subject_key: &SubjectPublicKeyInfoOwned,
     lifetime: Duration,
     path_len: Option<u8>,
+    distribution: Distribution,
     issuer_cert: &Certificate,
     issuer: &dyn Signer,
 ) -> Result<Certificate, CaError> {
@@ -77,6 +79,7 @@ pub fn subordinate_certificate(
         subject: subject.clone(),
         issuer: issuer_cert.tbs_certificate().subject().clone(),
         path_len,
+        distribution: distribution.checked()?,
     };
     let builder =
         CertificateBuilder::new(profile, random_serial()?, validity, subject_key.clone())?;

@@ -11,6 +11,7 @@ use spki::SubjectPublicKeyInfoOwned;
 use x509_cert::Certificate;
 
 use super::CaError;
+use super::distribution::{CheckedDistribution, Distribution};
 use super::leaf::{LeafRequest, PreparedCertificate, prepare_leaf};
 use crate::hsm::Signer;
 
@@ -19,10 +20,8 @@ use crate::hsm::Signer;
 pub struct IssuerSettings {
     /// Add the clientAuth EKU.
     pub client_auth: bool,
-    /// CRL distribution point URL.
-    pub crl_url: Option<String>,
-    /// AIA caIssuers URL.
-    pub ca_issuers_url: Option<String>,
+    /// Where this CA's CRL and certificate are published.
+    pub distribution: Distribution,
 }
 
 /// A CA that issues end-entity certificates.
@@ -31,7 +30,8 @@ pub struct Issuer {
     signer: Arc<dyn Signer>,
     certificate: Certificate,
     chain_pem: String,
-    settings: IssuerSettings,
+    client_auth: bool,
+    distribution: CheckedDistribution,
 }
 
 impl std::fmt::Debug for Issuer {
@@ -65,7 +65,8 @@ impl Issuer {
             signer,
             certificate,
             chain_pem,
-            settings,
+            client_auth: settings.client_auth,
+            distribution: settings.distribution.checked()?,
         })
     }
 
@@ -99,9 +100,8 @@ impl Issuer {
             public_key,
             not_before: UNIX_EPOCH + Duration::from_secs(not_before),
             not_after: UNIX_EPOCH + Duration::from_secs(not_after),
-            client_auth: self.settings.client_auth,
-            crl_url: self.settings.crl_url.clone(),
-            ca_issuers_url: self.settings.ca_issuers_url.clone(),
+            client_auth: self.client_auth,
+            distribution: self.distribution.clone(),
         };
         prepare_leaf(&request, &self.certificate, self.signer.as_ref())
     }

@@ -3,11 +3,10 @@
 //! exact to-be-signed bytes to its database before the token signs (DESIGN.md principle 4).
 
 use std::net::IpAddr;
-use std::str::FromStr;
 use std::time::SystemTime;
 
 use const_oid::ObjectIdentifier;
-use const_oid::db::rfc5280::{ID_AD_CA_ISSUERS, ID_KP_CLIENT_AUTH, ID_KP_SERVER_AUTH};
+use const_oid::db::rfc5280::{ID_KP_CLIENT_AUTH, ID_KP_SERVER_AUTH};
 use der::asn1::Ia5String;
 use spki::{SubjectPublicKeyInfoOwned, SubjectPublicKeyInfoRef};
 use x509_cert::Certificate;
@@ -15,12 +14,10 @@ use x509_cert::builder::profile::BuilderProfile;
 use x509_cert::builder::{Builder, CertificateBuilder};
 use x509_cert::certificate::TbsCertificate;
 use x509_cert::ext::pkix::certpolicy::PolicyInformation;
-use x509_cert::ext::pkix::crl::dp::DistributionPoint;
-use x509_cert::ext::pkix::name::{DistributionPointName, GeneralName};
+use x509_cert::ext::pkix::name::GeneralName;
 use x509_cert::ext::pkix::{
-    AccessDescription, AuthorityInfoAccessSyntax, AuthorityKeyIdentifier, BasicConstraints,
-    CertificatePolicies, CrlDistributionPoints, ExtendedKeyUsage, KeyUsage, KeyUsages,
-    SubjectAltName, SubjectKeyIdentifier,
+    AuthorityKeyIdentifier, BasicConstraints, CertificatePolicies, ExtendedKeyUsage, KeyUsage,
+    KeyUsages, SubjectAltName, SubjectKeyIdentifier,
 };
 use x509_cert::ext::{Extension, ToExtension};
 use x509_cert::name::Name;
@@ -28,6 +25,7 @@ use x509_cert::serial_number::SerialNumber;
 use x509_cert::time::{Time, Validity};
 
 use super::CaError;
+use super::distribution::CheckedDistribution;
 use super::serial::random_serial;
 use super::x509::{SignerKeypair, assemble_verified};
 use crate::hsm::Signer;
@@ -36,8 +34,6 @@ use crate::hsm::Signer;
 const DOMAIN_VALIDATED: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.23.140.1.2.1");
 /// rsaEncryption: RSA subscriber keys may also encipher (BR §7.1.2.7.11).
 const RSA_ENCRYPTION: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.1");
-/// X.520 upper bound of commonName.
-const MAX_COMMON_NAME: usize = 64;
 
 /// What a subscriber certificate says.
 #[derive(Debug, Clone)]
@@ -54,10 +50,8 @@ pub struct LeafRequest {
     pub not_after: SystemTime,
     /// Add the clientAuth EKU.
     pub client_auth: bool,
-    /// CRL distribution point URL.
-    pub crl_url: Option<String>,
-    /// AIA caIssuers URL.
-    pub ca_issuers_url: Option<String>,
+    /// Where the issuer's CRL and certificate are published.
+    pub distribution: CheckedDistribution,
 }
 
 /// A certificate ready to sign: its serial and exact TBSCertificate are known.
@@ -71,15 +65,13 @@ pub struct PreparedCertificate {
 
 /// The BR subscriber profile as an x509-cert builder profile.
 struct LeafProfile {
-    subject: Name,
     issuer: Name,
     /// The issuer's own key identifier, so AKI matches its SKI byte for byte.
     issuer_key_id: Option<SubjectKeyIdentifier>,
     names: Vec<GeneralName>,
     rsa: bool,
     client_auth: bool,
-    crl_url: Option<Ia5String>,
-    ca_issuers_url: Option<Ia5String>,
+    distribution: CheckedDistribution,
 }
 
 impl BuilderProfile for LeafProfile {
@@ -87,8 +79,10 @@ impl BuilderProfile for LeafProfile {
         self.issuer.clone()
     }
 
+    /// BR §7.1.2.7.2: commonName is NOT RECOMMENDED; the names live in the SAN alone,
+    /// which RFC 5280 §4.2.1.6 then requires to be critical.
     fn get_subject(&self) -> Name {
-        self.subject.clone()
+        Name::default()
     }
 
     fn build_extensions(
@@ -140,35 +134,11 @@ impl BuilderProfile for LeafProfile {
             }])
             .to_extension(subject, &out)?,
         );
-        if let Some(url) = &self.crl_url {
-            out.push(
-                CrlDistributionPoints(vec![DistributionPoint {
-                    distribution_point: Some(DistributionPointName::FullName(vec![
-                        GeneralName::UniformResourceIdentifier(url.clone()),
-                    ])),
-                    reasons: None,
-                    crl_issuer: None,
-                }])
-                .to_extension(subject, &out)?,
-            );
-        }
-        if let Some(url) = &self.ca_issuers_url {
-            out.push(
-                AuthorityInfoAccessSyntax(vec![AccessDescription {
-                    access_method: ID_AD_CA_ISSUERS,
-                    access_location: GeneralName::UniformResourceIdentifier(url.clone()),
-                }])
-                .to_extension(subject, &out)?,
-            );
-        }
+        // BR §7.1.2.7.7 and §7.1.2.7.8: the issuer's CRL and certificate.
+        self.distribution.push_extensions(subject, &mut out)?;
         // BR §7.1.2.7.6: subjectKeyIdentifier is NOT RECOMMENDED for subscribers; omitted.
         Ok(out)
     }
-}
-
-fn ia5(url: Option<&String>, what: &str) -> Result<Option<Ia5String>, CaError> {
-    url.map(|u| Ia5String::new(u).map_err(|e| CaError::Invalid(format!("{what} {u:?}: {e}"))))
-        .transpose()
 }
 
 /// Builds the TBSCertificate for `request`, issued by `issuer_cert` whose key is `issuer`.
@@ -197,32 +167,18 @@ pub fn prepare_leaf(
         names.push(GeneralName::DnsName(ia5));
     }
     names.extend(request.ip_addresses.iter().map(|ip| GeneralName::from(*ip)));
-    // BR §7.1.4.3: a commonName, if present, repeats one of the SANs.
-    let first = request
-        .dns_names
-        .first()
-        .cloned()
-        .or_else(|| request.ip_addresses.first().map(ToString::to_string))
-        .unwrap_or_default();
-    let subject = if first.len() <= MAX_COMMON_NAME {
-        Name::from_str(&format!("CN={first}"))?
-    } else {
-        Name::default()
-    };
     let issuer_key_id = issuer_tbs
         .get_extension::<SubjectKeyIdentifier>()
         .ok()
         .flatten()
         .map(|(_, ski)| ski);
     let profile = LeafProfile {
-        subject,
         issuer: issuer_tbs.subject().clone(),
         issuer_key_id,
         names,
         rsa: request.public_key.algorithm.oid == RSA_ENCRYPTION,
         client_auth: request.client_auth,
-        crl_url: ia5(request.crl_url.as_ref(), "crl_url")?,
-        ca_issuers_url: ia5(request.ca_issuers_url.as_ref(), "ca_issuers_url")?,
+        distribution: request.distribution.clone(),
     };
     let serial = random_serial()?;
     let validity = Validity::new(

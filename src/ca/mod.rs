@@ -6,6 +6,7 @@
 //! [`Signer`]: crate::hsm::Signer
 
 pub mod csr;
+pub mod distribution;
 pub mod hierarchy;
 pub mod issuer;
 pub mod leaf;

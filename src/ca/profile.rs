@@ -16,6 +16,8 @@ use x509_cert::ext::pkix::{
 use x509_cert::ext::{Extension, ToExtension};
 use x509_cert::name::Name;
 
+use super::distribution::CheckedDistribution;
+
 /// A root CA: self-signed, unconstrained path length.
 pub struct RootProfile {
     /// The root's name (subject and issuer).
@@ -30,6 +32,9 @@ pub struct SubordinateProfile {
     pub issuer: Name,
     /// pathLenConstraint; `Some(0)` for a CA that issues only end-entity certificates.
     pub path_len: Option<u8>,
+    /// Where the issuer's CRL and certificate are published (BR §7.1.2.6: the CRL
+    /// distribution point is required, caIssuers recommended).
+    pub distribution: CheckedDistribution,
 }
 
 /// KU for every CA (RFC 5280 §4.2.1.3, BR §7.1.2.10.7): certificates and CRLs only.
@@ -114,6 +119,7 @@ impl BuilderProfile for SubordinateProfile {
             }])
             .to_extension(tbs.subject(), &out)?,
         );
+        self.distribution.push_extensions(tbs.subject(), &mut out)?;
         Ok(out)
     }
 }

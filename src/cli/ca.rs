@@ -112,6 +112,7 @@ fn init(config: &Config) -> Result<(), CliError> {
                     signer.public_key(),
                     ca.validity,
                     ca.path_len,
+                    config.distribution(parent),
                     parent_cert,
                     &parent_signer,
                 )?
