@@ -92,6 +92,7 @@ pub async fn serve(config: Config, overrides: ServeOverrides) -> Result<(), Star
         max_validity: u64::from(acme.validity_days) * 86_400,
         ..Policy::default()
     };
+    let revocations = Arc::new(tokio::sync::Notify::new());
     let ra = Ra::new(RaParts {
         store,
         policy,
@@ -101,6 +102,7 @@ pub async fn serve(config: Config, overrides: ServeOverrides) -> Result<(), Star
         runner: HsmRunner::new(token.session_capacity()),
         clock,
         settings: RaSettings::default(),
+        revocations: Arc::clone(&revocations),
     });
     ra.recover()
         .await

@@ -430,7 +430,7 @@ fn check_publication(raw: RawPublication) -> Result<PublicationConfig, String> {
         ));
     }
     let hours = raw.crl_lifetime_hours.unwrap_or(168);
-    if hours < 2 || hours > MAX_CRL_LIFETIME_HOURS {
+    if !(2..=MAX_CRL_LIFETIME_HOURS).contains(&hours) {
         return Err(format!(
             "[publication] crl_lifetime_hours = {hours} is not 2..={MAX_CRL_LIFETIME_HOURS}"
         ));

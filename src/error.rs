@@ -22,6 +22,8 @@ pub enum ErrorKind {
     UnsupportedIdentifier,
     OrderNotReady,
     AlreadyRevoked,
+    /// RFC 9773 §5: the certificate named in `replaces` was already replaced (409).
+    AlreadyReplaced,
     BadRevocationReason,
     ExternalAccountRequired,
     InvalidContact,
@@ -69,6 +71,13 @@ impl Error {
             retry_after: None,
             location: None,
         }
+    }
+
+    /// Points at the existing resource (409 Conflict).
+    #[must_use]
+    pub fn with_location(mut self, location: String) -> Self {
+        self.location = Some(location);
+        self
     }
 
     /// Attaches subproblems.

@@ -21,6 +21,13 @@ pub struct Policy {
     pub max_validity: u64,
     /// How far back a requested notBefore may lie, seconds.
     pub max_backdate: u64,
+    /// Whether `*.name` identifiers are accepted (RFC 8555 §7.1.3).
+    pub wildcards: bool,
+    /// Whether `ip` identifiers are accepted (RFC 8738).
+    pub ip_identifiers: bool,
+    /// Offer http-01 for wildcard authorizations too: a deliberate divergence from
+    /// RFC 8555 §8.3/§7.1.3 practice for private networks without DNS automation.
+    pub wildcard_http01: bool,
 }
 
 impl Default for Policy {
@@ -30,6 +37,9 @@ impl Default for Policy {
             max_identifiers: DEFAULT_MAX_IDENTIFIERS,
             max_validity: 90 * 86_400,
             max_backdate: 86_400,
+            wildcards: true,
+            ip_identifiers: true,
+            wildcard_http01: false,
         }
     }
 }
@@ -84,29 +94,65 @@ impl Policy {
     }
 
     fn check_one(&self, identifier: &Identifier) -> Result<Identifier, (ProblemType, String)> {
-        if identifier.kind != "dns" {
-            return Err((
+        match identifier.kind.as_str() {
+            "dns" => self.check_dns(&identifier.value),
+            "ip" if self.ip_identifiers => check_ip(&identifier.value),
+            other => Err((
                 ProblemType::UnsupportedIdentifier,
                 format!(
-                    "identifier type {:?} is not supported; use \"dns\"",
-                    identifier.kind
+                    "identifier type {other:?} is not supported; use {}",
+                    if self.ip_identifiers {
+                        "\"dns\" or \"ip\""
+                    } else {
+                        "\"dns\""
+                    }
                 ),
+            )),
+        }
+    }
+
+    fn check_dns(&self, value: &str) -> Result<Identifier, (ProblemType, String)> {
+        let name = value.to_ascii_lowercase();
+        let rejected = |e: String| (ProblemType::RejectedIdentifier, e);
+        // RFC 8555 §7.1.3: a wildcard is "*." followed by the name it covers, nothing else.
+        let base = match name.strip_prefix("*.") {
+            Some(_) if !self.wildcards => {
+                return Err(rejected(
+                    "wildcard names are not issued by this profile".into(),
+                ));
+            }
+            Some(base) => base,
+            None => &name,
+        };
+        if base.contains('*') {
+            return Err(rejected(
+                "\"*\" is only allowed as the whole leftmost label".into(),
             ));
         }
-        let name = identifier.value.to_ascii_lowercase();
-        check_dns_name(&name).map_err(|e| (ProblemType::RejectedIdentifier, e))?;
+        check_dns_name(base).map_err(rejected)?;
         if !self.allowed_domains.is_empty()
             && !self
                 .allowed_domains
                 .iter()
-                .any(|d| name == *d || name.ends_with(&format!(".{d}")))
+                .any(|d| base == d || base.ends_with(&format!(".{d}")))
         {
-            return Err((
-                ProblemType::RejectedIdentifier,
-                format!("{name} is outside the domains this CA issues for"),
-            ));
+            return Err(rejected(format!(
+                "{name} is outside the domains this CA issues for"
+            )));
         }
         Ok(Identifier::dns(name))
+    }
+
+    /// The challenge types offered for an authorization of `identifier`: RFC 8555 §8.3 and
+    /// §8.4 for names, RFC 8737 §3 and RFC 8738 §7 (never dns-01) for addresses, and only
+    /// dns-01 for wildcards (RFC 8555 §7.1.3; BR §3.2.2.4).
+    pub fn challenges_for(&self, identifier: &Identifier, wildcard: bool) -> Vec<&'static str> {
+        match (identifier.kind.as_str(), wildcard) {
+            ("ip", _) => vec!["http-01", "tls-alpn-01"],
+            (_, true) if self.wildcard_http01 => vec!["dns-01", "http-01"],
+            (_, true) => vec!["dns-01"],
+            _ => vec!["http-01", "dns-01", "tls-alpn-01"],
+        }
     }
 
     /// Checks a requested validity window (RFC 8555 §7.4 notBefore/notAfter) at `now`.
@@ -138,11 +184,25 @@ impl Policy {
     }
 }
 
+/// RFC 8738 §3: an address in its canonical text form (RFC 5952 for IPv6); addresses that
+/// name no single host are refused.
+fn check_ip(value: &str) -> Result<Identifier, (ProblemType, String)> {
+    let rejected = |e: String| (ProblemType::RejectedIdentifier, e);
+    let ip: std::net::IpAddr = value
+        .parse()
+        .map_err(|_| rejected(format!("{value:?} is not an IPv4 or IPv6 address")))?;
+    let unusable = match ip {
+        std::net::IpAddr::V4(v4) => v4.is_unspecified() || v4.is_multicast() || v4.is_broadcast(),
+        std::net::IpAddr::V6(v6) => v6.is_unspecified() || v6.is_multicast(),
+    };
+    if unusable {
+        return Err(rejected(format!("{ip} does not name a single host")));
+    }
+    Ok(Identifier::ip(ip))
+}
+
 /// RFC 1035 §2.3.1 preferred name syntax (LDH labels), as CA/B Forum BR §3.2.2.4 expects.
 fn check_dns_name(name: &str) -> Result<(), String> {
-    if name.starts_with("*.") {
-        return Err("wildcard names are not supported by this profile".into());
-    }
     if name.is_empty() || name.len() > 253 {
         return Err("a DNS name is 1 to 253 characters long".into());
     }
@@ -206,7 +266,10 @@ mod tests {
     fn bad_names_are_refused_with_one_subproblem_each() {
         let policy = Policy::default();
         let bad = [
-            "*.example.test",
+            "*.*.example.test",
+            "a.*.example.test",
+            "*example.test",
+            "*.test",
             "example",
             "ex ample.test",
             "-a.test",
@@ -229,23 +292,86 @@ mod tests {
     }
 
     #[test]
-    fn ip_identifiers_are_unsupported_and_scope_is_enforced() {
+    fn scope_is_enforced_for_names_and_wildcards() {
         let policy = Policy {
             allowed_domains: vec!["example.net".into()],
             ..Policy::default()
         };
-        let ip = Identifier {
-            kind: "ip".into(),
-            value: "192.0.2.1".into(),
-        };
-        assert_eq!(
-            policy.check_identifiers(&[ip]).unwrap_err().kind,
-            ErrorKind::UnsupportedIdentifier
-        );
         assert!(policy.check_identifiers(&[dns("www.example.net")]).is_ok());
         assert!(policy.check_identifiers(&[dns("example.net")]).is_ok());
+        assert!(policy.check_identifiers(&[dns("*.example.net")]).is_ok());
         assert!(policy.check_identifiers(&[dns("badexample.net")]).is_err());
+        assert!(
+            policy
+                .check_identifiers(&[dns("*.badexample.net")])
+                .is_err()
+        );
         assert!(policy.check_identifiers(&[]).is_err());
+        let strict = Policy {
+            wildcards: false,
+            ..Policy::default()
+        };
+        let err = strict
+            .check_identifiers(&[dns("*.example.net")])
+            .unwrap_err();
+        assert_eq!(err.kind, ErrorKind::RejectedIdentifier);
+    }
+
+    #[test]
+    fn ip_identifiers_are_canonicalised_and_checked() {
+        let ip = |v: &str| Identifier {
+            kind: "ip".into(),
+            value: v.into(),
+        };
+        let policy = Policy::default();
+        let ids = policy
+            .check_identifiers(&[ip("2001:DB8:0:0::1"), ip("192.0.2.1")])
+            .unwrap();
+        assert_eq!(ids, [ip("192.0.2.1"), ip("2001:db8::1")]);
+        for bad in [
+            "0.0.0.0",
+            "::",
+            "224.0.0.1",
+            "255.255.255.255",
+            "192.0.2",
+            "x",
+        ] {
+            let err = policy.check_identifiers(&[ip(bad)]).unwrap_err();
+            assert_eq!(err.kind, ErrorKind::RejectedIdentifier, "{bad}");
+        }
+        let no_ip = Policy {
+            ip_identifiers: false,
+            ..Policy::default()
+        };
+        let err = no_ip.check_identifiers(&[ip("192.0.2.1")]).unwrap_err();
+        assert_eq!(err.kind, ErrorKind::UnsupportedIdentifier);
+        let other = Identifier {
+            kind: "email".into(),
+            value: "a@b.test".into(),
+        };
+        let err = policy.check_identifiers(&[other]).unwrap_err();
+        assert_eq!(err.kind, ErrorKind::UnsupportedIdentifier);
+    }
+
+    #[test]
+    fn challenge_types_follow_the_identifier() {
+        let policy = Policy::default();
+        let name = dns("a.example.test");
+        let ip = Identifier::ip("192.0.2.1".parse().unwrap());
+        assert_eq!(
+            policy.challenges_for(&name, false),
+            ["http-01", "dns-01", "tls-alpn-01"]
+        );
+        assert_eq!(policy.challenges_for(&name, true), ["dns-01"]);
+        assert_eq!(
+            policy.challenges_for(&ip, false),
+            ["http-01", "tls-alpn-01"]
+        );
+        let lax = Policy {
+            wildcard_http01: true,
+            ..Policy::default()
+        };
+        assert_eq!(lax.challenges_for(&name, true), ["dns-01", "http-01"]);
     }
 
     #[test]

@@ -4,12 +4,14 @@ use serde::{Deserialize, Serialize};
 
 use super::Identifier;
 
-/// The `urn:ietf:params:acme:error:*` types of RFC 8555 §6.7 (and RFC 9773's).
+/// The `urn:ietf:params:acme:error:*` types of RFC 8555 §6.7 (and RFC 9773's
+/// `alreadyReplaced`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 #[allow(missing_docs)]
 pub enum ProblemType {
     AccountDoesNotExist,
+    AlreadyReplaced,
     AlreadyRevoked,
     BadCsr,
     BadNonce,

@@ -25,6 +25,28 @@ impl Identifier {
             value: value.into(),
         }
     }
+
+    /// An `ip` identifier (RFC 8738 §3).
+    pub fn ip(value: std::net::IpAddr) -> Self {
+        Self {
+            kind: "ip".into(),
+            value: value.to_string(),
+        }
+    }
+
+    /// The address of an `ip` identifier.
+    pub fn ip_addr(&self) -> Option<std::net::IpAddr> {
+        (self.kind == "ip")
+            .then(|| self.value.parse().ok())
+            .flatten()
+    }
+
+    /// For `*.name`, the base name an authorization is for (RFC 8555 §7.1.3).
+    pub fn wildcard_base(&self) -> Option<&str> {
+        (self.kind == "dns")
+            .then(|| self.value.strip_prefix("*."))
+            .flatten()
+    }
 }
 
 impl fmt::Display for Identifier {
@@ -145,6 +167,11 @@ pub struct Directory {
     pub revoke_cert: String,
     /// keyChange URL.
     pub key_change: String,
+    /// newAuthz URL (§7.4.1), when pre-authorization is offered.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub new_authz: Option<String>,
+    /// RFC 9773 §3: renewalInfo URL.
+    pub renewal_info: String,
     /// Metadata.
     pub meta: DirectoryMeta,
 }
@@ -191,6 +218,9 @@ pub struct Order {
     /// Certificate URL, once issued.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub certificate: Option<String>,
+    /// RFC 9773 §5: the CertID this order renews.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub replaces: Option<String>,
 }
 
 /// RFC 8555 §7.1.4 authorization object.
@@ -276,6 +306,36 @@ pub struct NewOrderRequest {
     /// Requested notAfter (RFC 3339).
     #[serde(default)]
     pub not_after: Option<String>,
+    /// RFC 9773 §5: the ARI CertID of the certificate this order renews.
+    #[serde(default)]
+    pub replaces: Option<String>,
+}
+
+/// RFC 8555 §7.4.1 newAuthz payload.
+#[derive(Debug, Clone, Deserialize)]
+pub struct NewAuthzRequest {
+    /// The identifier to pre-authorize.
+    pub identifier: Identifier,
+}
+
+/// RFC 8555 §7.3.5 keyChange: the payload of the inner JWS.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct KeyChangeRequest {
+    /// The account URL.
+    pub account: String,
+    /// The current key.
+    pub old_key: Value,
+}
+
+/// RFC 8555 §7.6 revokeCert payload.
+#[derive(Debug, Clone, Deserialize)]
+pub struct RevocationRequest {
+    /// base64url DER certificate.
+    pub certificate: String,
+    /// RFC 5280 §5.3.1 reason code.
+    #[serde(default)]
+    pub reason: Option<i64>,
 }
 
 /// RFC 8555 §7.4 finalize payload.

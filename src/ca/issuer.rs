@@ -7,8 +7,10 @@ use std::time::{Duration, UNIX_EPOCH};
 
 use der::EncodePem;
 use der::pem::LineEnding;
+use der::referenced::OwnedToRef;
 use spki::SubjectPublicKeyInfoOwned;
 use x509_cert::Certificate;
+use x509_cert::ext::pkix::SubjectKeyIdentifier;
 
 use super::CaError;
 use super::distribution::{CheckedDistribution, Distribution};
@@ -32,6 +34,7 @@ pub struct Issuer {
     chain_pem: String,
     client_auth: bool,
     distribution: CheckedDistribution,
+    key_identifier: Option<Vec<u8>>,
 }
 
 impl std::fmt::Debug for Issuer {
@@ -60,8 +63,20 @@ impl Issuer {
             }
             chain_pem.push_str(&cert.to_pem(LineEnding::LF)?);
         }
+        let key_identifier = certificate
+            .tbs_certificate()
+            .get_extension::<SubjectKeyIdentifier>()
+            .ok()
+            .flatten()
+            .map(|(_, ski)| ski.0.as_bytes().to_vec())
+            .or_else(|| {
+                SubjectKeyIdentifier::try_from(signer.public_key().owned_to_ref())
+                    .ok()
+                    .map(|ski| ski.0.as_bytes().to_vec())
+            });
         Ok(Self {
             name,
+            key_identifier,
             signer,
             certificate,
             chain_pem,
@@ -75,9 +90,25 @@ impl Issuer {
         &self.name
     }
 
+    /// The CA's key on the token (for its CRLs).
+    pub fn signer(&self) -> &Arc<dyn Signer> {
+        &self.signer
+    }
+
     /// The CA certificate.
     pub fn certificate(&self) -> &Certificate {
         &self.certificate
+    }
+
+    /// Whether `key_id` is this CA's subject key identifier (what its certificates carry
+    /// as authorityKeyIdentifier).
+    pub fn key_identifier_matches(&self, key_id: &[u8]) -> bool {
+        self.key_identifier.as_deref() == Some(key_id)
+    }
+
+    /// This CA's subject key identifier.
+    pub fn key_identifier(&self) -> Option<&[u8]> {
+        self.key_identifier.as_deref()
     }
 
     /// The PEM chain served after a leaf: this CA and any intermediates above it.

@@ -5,6 +5,7 @@
 //!
 //! [`Signer`]: crate::hsm::Signer
 
+pub mod crl;
 pub mod csr;
 pub mod distribution;
 pub mod hierarchy;

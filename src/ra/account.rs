@@ -1,11 +1,14 @@
-//! Accounts: creation, lookup by key, contact updates, deactivation (RFC 8555 §7.3).
+//! Accounts: creation, lookup by key, contact updates, key rollover and deactivation
+//! (RFC 8555 §7.3).
 
 use serde_json::Value;
 
 use super::Ra;
-use crate::acme::{AccountStatus, AccountUpdateRequest, NewAccountRequest};
+use crate::acme::{
+    AccountStatus, AccountUpdateRequest, AuthorizationStatus, KeyChangeRequest, NewAccountRequest,
+};
 use crate::error::{Error, ErrorKind};
-use crate::store::AccountRecord;
+use crate::store::{AccountRecord, AuthzRecord, Tx};
 
 /// The outcome of newAccount.
 #[derive(Debug)]
@@ -125,12 +128,90 @@ impl Ra {
             }
             if deactivate {
                 account.status = AccountStatus::Deactivated;
+                deactivate_authorizations(tx, &account.id)?;
             }
             tx.put(&account)?;
             Ok(account)
         })
         .await
     }
+
+    /// keyChange (RFC 8555 §7.3.5), after the outer JWS (signed by `account`'s key) and
+    /// the inner JWS (signed by the new key) were verified. `account_url` is the URL the
+    /// inner payload must name.
+    pub async fn change_key(
+        &self,
+        account: &AccountRecord,
+        account_url: &str,
+        new_jwk: Value,
+        new_thumbprint: String,
+        request: KeyChangeRequest,
+    ) -> Result<KeyChangeOutcome, Error> {
+        if request.account != account_url {
+            return Err(Error::unauthorized(format!(
+                "the inner payload names account {:?}, but the request is signed by {account_url:?}",
+                request.account
+            )));
+        }
+        let old = crate::acme::jwk::thumbprint(&request.old_key)
+            .map_err(|e| Error::malformed(format!("oldKey: {}", e.detail)))?;
+        if old != account.thumbprint {
+            return Err(Error::unauthorized(
+                "oldKey is not the account's current key",
+            ));
+        }
+        if new_thumbprint == account.thumbprint {
+            return Err(Error::malformed("the new key is the account's current key"));
+        }
+        let id = account.id.clone();
+        self.write(move |tx| {
+            if let Some(holder) = tx.account_by_key(&new_thumbprint)? {
+                return Ok(KeyChangeOutcome::KeyInUse(holder));
+            }
+            let mut account = tx.require::<AccountRecord>(&id)?;
+            if account.status != AccountStatus::Valid {
+                return Err(Error::unauthorized(format!(
+                    "account is {}",
+                    account.status
+                )));
+            }
+            // The old key no longer finds the account (§7.3.5: it is replaced, not added).
+            tx.remove_account_key(&account.thumbprint)?;
+            tx.set_account_key(&new_thumbprint, &account.id)?;
+            account.jwk = new_jwk;
+            account.thumbprint = new_thumbprint;
+            tx.put(&account)?;
+            Ok(KeyChangeOutcome::Changed(account))
+        })
+        .await
+    }
+}
+
+/// The outcome of keyChange.
+#[derive(Debug)]
+pub enum KeyChangeOutcome {
+    /// The account now uses the new key.
+    Changed(AccountRecord),
+    /// The new key already belongs to this account id (§7.3.5: 409 with its URL).
+    KeyInUse(String),
+}
+
+/// RFC 8555 §7.3.6: a deactivated account's pending and valid authorizations go with it,
+/// so nothing it started can still be completed.
+fn deactivate_authorizations(tx: &mut Tx<'_>, account_id: &str) -> Result<(), Error> {
+    for authz_id in super::account_authz_ids(tx, account_id)? {
+        let Some(mut authz) = tx.get::<AuthzRecord>(&authz_id)? else {
+            continue;
+        };
+        if matches!(
+            authz.status,
+            AuthorizationStatus::Pending | AuthorizationStatus::Valid
+        ) {
+            authz.status = AuthorizationStatus::Deactivated;
+            tx.put(&authz)?;
+        }
+    }
+    Ok(())
 }
 
 /// Checks contact URLs (RFC 8555 §7.3): `mailto:` with exactly one address and no header

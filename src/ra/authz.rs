@@ -4,8 +4,8 @@
 use super::order::authz_status;
 use super::{Ra, owned};
 use crate::acme::problem::ProblemType;
-use crate::acme::{AuthorizationStatus, ChallengeStatus, Problem};
-use crate::error::Error;
+use crate::acme::{AuthorizationStatus, ChallengeStatus, Identifier, Problem};
+use crate::error::{Error, ErrorKind};
 use crate::store::{AccountRecord, AuthzRecord, ValidationInFlight};
 use crate::va::ValidationRequest;
 
@@ -21,6 +21,75 @@ impl Ra {
                 .ok_or_else(|| Error::not_found("no such authorization"))?;
             owned(&account, &authz.account_id)?;
             authz.status = authz_status(&authz, now);
+            Ok(authz)
+        })
+        .await
+    }
+
+    /// Deactivation by the client (RFC 8555 §7.5.2): a pending or valid authorization
+    /// becomes `deactivated` and can no longer be used.
+    pub async fn deactivate_authz(
+        &self,
+        account: &AccountRecord,
+        id: &str,
+        status: &str,
+    ) -> Result<AuthzRecord, Error> {
+        if status != "deactivated" {
+            return Err(Error::malformed(format!(
+                "an authorization's status can only be set to \"deactivated\", not {status:?}"
+            )));
+        }
+        let now = self.now();
+        let (id, account) = (id.to_owned(), account.clone());
+        self.write(move |tx| {
+            let mut authz: AuthzRecord = tx
+                .get(&id)?
+                .ok_or_else(|| Error::not_found("no such authorization"))?;
+            owned(&account, &authz.account_id)?;
+            match authz_status(&authz, now) {
+                AuthorizationStatus::Pending | AuthorizationStatus::Valid => {
+                    authz.status = AuthorizationStatus::Deactivated;
+                    tx.put(&authz)?;
+                    Ok(authz)
+                }
+                AuthorizationStatus::Deactivated => Ok(authz),
+                other => Err(Error::malformed(format!(
+                    "the authorization is {other} and cannot be deactivated"
+                ))),
+            }
+        })
+        .await
+    }
+
+    /// newAuthz (RFC 8555 §7.4.1): a pre-authorization for one identifier, reused by the
+    /// account's later orders while valid. Wildcards cannot be pre-authorized.
+    pub async fn new_authz(
+        &self,
+        account: &AccountRecord,
+        identifier: &Identifier,
+    ) -> Result<AuthzRecord, Error> {
+        if !self.inner.settings.pre_authorization {
+            return Err(Error::not_found("this CA does not offer pre-authorization"));
+        }
+        let mut checked = self
+            .inner
+            .policy
+            .check_identifiers(std::slice::from_ref(identifier))?;
+        let Some(identifier) = checked.pop() else {
+            return Err(Error::malformed("no identifier"));
+        };
+        if identifier.wildcard_base().is_some() {
+            return Err(Error::new(
+                ErrorKind::RejectedIdentifier,
+                "wildcard names cannot be pre-authorized (RFC 8555 §7.4.1); order them",
+            ));
+        }
+        let now = self.now();
+        let mut authz = self.new_authz_record(account, identifier, false, now)?;
+        authz.preauthorized = true;
+        self.write(move |tx| {
+            tx.put(&authz)?;
+            tx.link_authz(&authz.account_id, &authz.id)?;
             Ok(authz)
         })
         .await

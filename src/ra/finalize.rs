@@ -3,6 +3,7 @@
 //! Any failure after `processing` leaves the order `invalid` with a problem, never stuck.
 
 use std::collections::BTreeSet;
+use std::net::IpAddr;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -12,12 +13,12 @@ use der::{Encode, EncodePem};
 use super::order::load_view;
 use super::{OrderView, Ra, owned};
 use crate::acme::jwk::{spki_to_jwk, thumbprint};
-use crate::acme::problem::ProblemType;
-use crate::acme::{FinalizeRequest, OrderStatus, Problem};
+use crate::acme::problem::{ProblemType, Subproblem};
+use crate::acme::{FinalizeRequest, Identifier, OrderStatus, Problem};
 use crate::ca::csr::{CsrError, parse_csr};
 use crate::ca::leaf::PreparedCertificate;
 use crate::error::{Error, ErrorKind};
-use crate::store::{AccountRecord, CertRecord, IssuanceIntent, OrderRecord};
+use crate::store::{AccountRecord, BlockedKey, CertRecord, IssuanceIntent, OrderRecord};
 
 impl Ra {
     /// finalize: checks the CSR against the order and starts issuance.
@@ -43,26 +44,66 @@ impl Ra {
                 "the CSR key is the account key; use another key",
             ));
         }
+        // RFC 8555 §7.6: a key revoked for keyCompromise is not certified again.
+        let spki_hash = spki_sha256(&csr.public_key)?;
+        let blocked = self
+            .read(move |r| Ok(r.get::<BlockedKey>(&spki_hash)?))
+            .await?;
+        if let Some(blocked) = blocked {
+            return Err(Error::new(
+                ErrorKind::BadPublicKey,
+                format!(
+                    "this key was reported compromised (certificate {} was revoked for \
+                     keyCompromise); use a new key",
+                    blocked.serial
+                ),
+            ));
+        }
         let now = self.now();
         let current = self.order(account, order_id).await?;
         if current.status != OrderStatus::Ready {
             return Err(not_ready(current.status));
         }
-        let wanted: BTreeSet<String> = current
-            .order
-            .identifiers
+        // RFC 8555 §7.4: the CSR names exactly the order's identifiers, no more, no fewer.
+        let identifiers = &current.order.identifiers;
+        let wanted_names: BTreeSet<String> = identifiers
             .iter()
+            .filter(|i| i.kind == "dns")
             .map(|i| i.value.clone())
             .collect();
-        if csr.dns_names != wanted || !csr.ip_addresses.is_empty() {
+        let wanted_ips: BTreeSet<IpAddr> = identifiers.iter().filter_map(|i| i.ip_addr()).collect();
+        if csr.dns_names != wanted_names || csr.ip_addresses != wanted_ips {
+            let asked: BTreeSet<String> = csr
+                .dns_names
+                .iter()
+                .cloned()
+                .chain(csr.ip_addresses.iter().map(ToString::to_string))
+                .collect();
+            let ordered: BTreeSet<String> = identifiers.iter().map(|i| i.value.clone()).collect();
+            let mut subproblems = Vec::new();
+            for extra in asked.difference(&ordered) {
+                subproblems.push(Subproblem::new(
+                    ProblemType::BadCsr,
+                    format!("{extra} is not in the order"),
+                    identifier_of(extra),
+                ));
+            }
+            for missing in ordered.difference(&asked) {
+                subproblems.push(Subproblem::new(
+                    ProblemType::BadCsr,
+                    format!("{missing} is in the order but not in the CSR"),
+                    identifier_of(missing),
+                ));
+            }
             return Err(Error::new(
                 ErrorKind::BadCsr,
                 format!(
                     "the CSR names {} but the order is for {}",
-                    list(&csr.dns_names),
-                    list(&wanted)
+                    list(&asked),
+                    list(&ordered)
                 ),
-            ));
+            )
+            .with_subproblems(subproblems));
         }
         // The certificate is fully built before the order changes state, so the intent can
         // be committed in the same transaction as `ready → processing`.
@@ -161,12 +202,7 @@ impl Ra {
             })
             .await?;
         let der = cert.to_der().map_err(|e| Error::internal(e.to_string()))?;
-        let not_after = cert
-            .tbs_certificate()
-            .validity()
-            .not_after
-            .to_unix_duration()
-            .as_secs();
+        let validity = cert.tbs_certificate().validity();
         let record = CertRecord {
             serial,
             account_id,
@@ -174,7 +210,10 @@ impl Ra {
             ca: issuer.name().to_owned(),
             der,
             issued: self.now(),
-            not_after,
+            not_after: validity.not_after.to_unix_duration().as_secs(),
+            not_before: validity.not_before.to_unix_duration().as_secs(),
+            revocation: None,
+            replaced_by: None,
         };
         self.write(move |tx| {
             let mut order: OrderRecord = tx.require(&record.order_id)?;
@@ -238,4 +277,20 @@ fn list(names: &BTreeSet<String>) -> String {
 /// Lower-case hex, as serials appear in URLs and logs.
 pub(crate) fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The identifier a name or address in a CSR stands for, for subproblems (RFC 8555 §6.7.1).
+fn identifier_of(value: &str) -> Identifier {
+    match value.parse::<IpAddr>() {
+        Ok(ip) => Identifier::ip(ip),
+        Err(_) => Identifier::dns(value),
+    }
+}
+
+/// The key under which a subscriber key is blocked: SHA-256 of its DER SPKI, hex.
+pub(crate) fn spki_sha256(spki: &spki::SubjectPublicKeyInfoOwned) -> Result<String, Error> {
+    let der = spki.to_der().map_err(|e| Error::internal(e.to_string()))?;
+    Ok(hex(
+        ring::digest::digest(&ring::digest::SHA256, &der).as_ref()
+    ))
 }

@@ -10,6 +10,8 @@ mod authz;
 mod finalize;
 mod order;
 mod recover;
+mod renewal;
+mod revoke;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,7 +20,10 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use ring::rand::{SecureRandom, SystemRandom};
 
+pub use account::KeyChangeOutcome;
 pub use order::OrderView;
+pub use renewal::RenewalWindow;
+pub use revoke::{Revoker, check_reason};
 
 use crate::ca::csr::KeyPolicy;
 use crate::ca::issuer::Issuer;
@@ -36,6 +41,11 @@ pub struct RaSettings {
     pub order_lifetime: Duration,
     /// How long a pending authorization stays usable.
     pub authz_lifetime: Duration,
+    /// Whether newAuthz (RFC 8555 §7.4.1 pre-authorization) is offered.
+    pub pre_authorization: bool,
+    /// How long a valid authorization is reused for new orders of the same account
+    /// (zero: never; every order is validated afresh).
+    pub authz_reuse: Duration,
     /// How long a challenge or finalize request waits for its result before answering
     /// `processing`: clients that would otherwise poll (lego waits 5 s) get the final state.
     pub sync_wait: Duration,
@@ -47,6 +57,8 @@ impl Default for RaSettings {
             order_lifetime: Duration::from_secs(7 * 86_400),
             authz_lifetime: Duration::from_secs(7 * 86_400),
             sync_wait: Duration::from_secs(2),
+            pre_authorization: true,
+            authz_reuse: Duration::ZERO,
         }
     }
 }
@@ -67,6 +79,7 @@ struct Inner {
     runner: HsmRunner,
     clock: Arc<dyn Clock>,
     settings: RaSettings,
+    revocations: Arc<tokio::sync::Notify>,
     rng: SystemRandom,
 }
 
@@ -94,6 +107,8 @@ pub struct RaParts {
     pub clock: Arc<dyn Clock>,
     /// Tunables.
     pub settings: RaSettings,
+    /// Woken after every revocation, so the CRL is published again.
+    pub revocations: Arc<tokio::sync::Notify>,
 }
 
 impl Ra {
@@ -110,6 +125,7 @@ impl Ra {
                 runner: parts.runner,
                 clock: parts.clock,
                 settings: parts.settings,
+                revocations: parts.revocations,
                 rng: SystemRandom::new(),
             }),
         }
@@ -118,6 +134,11 @@ impl Ra {
     /// Read access for the front end.
     pub fn reader(&self) -> &StoreReader {
         &self.inner.reader
+    }
+
+    /// Whether newAuthz is offered (for the directory).
+    pub fn offers_pre_authorization(&self) -> bool {
+        self.inner.settings.pre_authorization
     }
 
     /// The issuing CA.
@@ -172,4 +193,20 @@ fn owned(account: &AccountRecord, owner: &str) -> Result<(), Error> {
             "this resource belongs to another account",
         ))
     }
+}
+
+/// Every authorization of an account: those listed under it and those of its orders
+/// (records written before the account index existed are found through their orders).
+fn account_authz_ids(
+    tx: &crate::store::Tx<'_>,
+    account_id: &str,
+) -> Result<std::collections::BTreeSet<String>, Error> {
+    let mut ids: std::collections::BTreeSet<String> =
+        tx.authzs_of(account_id)?.into_iter().collect();
+    for order_id in tx.orders_of(account_id)? {
+        if let Some(order) = tx.get::<crate::store::OrderRecord>(&order_id)? {
+            ids.extend(order.authz_ids);
+        }
+    }
+    Ok(ids)
 }

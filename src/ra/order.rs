@@ -2,13 +2,12 @@
 
 use super::{Ra, owned};
 use crate::acme::problem::ProblemType;
-use crate::acme::{AuthorizationStatus, ChallengeStatus, NewOrderRequest, OrderStatus, Problem};
+use crate::acme::{
+    AuthorizationStatus, ChallengeStatus, Identifier, NewOrderRequest, OrderStatus, Problem,
+};
 use crate::clock::parse_rfc3339;
 use crate::error::Error;
 use crate::store::{AccountRecord, AuthzRecord, ChallengeRecord, OrderRecord, StoreReader, Tx};
-
-/// Challenge types offered for a `dns` identifier.
-const CHALLENGES: [&str; 1] = ["http-01"];
 
 /// An order as clients see it: the record plus its status derived from its authorizations.
 #[derive(Debug, Clone)]
@@ -109,8 +108,42 @@ impl AuthzSource for StoreReader {
     }
 }
 
+/// How long an authorization must still be valid to be reused for a new order.
+const REUSE_MARGIN: u64 = 86_400;
+
+/// Valid authorizations of the account that a new order may use instead of new ones:
+/// pre-authorizations (RFC 8555 §7.4.1, that is their purpose) and, when `reuse` is not
+/// zero, authorizations validated within the last `reuse` seconds.
+fn reusable_authzs(
+    tx: &Tx<'_>,
+    account_id: &str,
+    now: u64,
+    reuse: u64,
+) -> Result<Vec<AuthzRecord>, Error> {
+    let mut out = Vec::new();
+    for id in tx.authzs_of(account_id)? {
+        let Some(authz) = tx.get::<AuthzRecord>(&id)? else {
+            continue;
+        };
+        let fresh_enough = authz.preauthorized
+            || (reuse > 0
+                && authz
+                    .challenges
+                    .iter()
+                    .filter_map(|c| c.validated)
+                    .any(|at| at + reuse > now));
+        if fresh_enough
+            && authz.status == AuthorizationStatus::Valid
+            && authz.expires > now + REUSE_MARGIN
+        {
+            out.push(authz);
+        }
+    }
+    Ok(out)
+}
+
 impl Ra {
-    /// newOrder (RFC 8555 §7.4): one pending authorization per identifier.
+    /// newOrder (RFC 8555 §7.4): one authorization per identifier, new or reused.
     pub async fn new_order(
         &self,
         account: &AccountRecord,
@@ -134,53 +167,92 @@ impl Ra {
             .policy
             .check_validity(not_before, not_after, now)?;
 
-        let authz_expires = now + self.inner.settings.authz_lifetime.as_secs();
         let mut authzs = Vec::with_capacity(identifiers.len());
         for identifier in &identifiers {
-            let mut challenges = Vec::new();
-            for kind in CHALLENGES {
-                challenges.push(ChallengeRecord {
-                    kind: kind.to_owned(),
-                    // RFC 8555 §8.1: at least 128 bits of entropy.
-                    token: self.random(32)?,
-                    status: ChallengeStatus::Pending,
-                    validated: None,
-                    error: None,
-                });
-            }
-            authzs.push(AuthzRecord {
-                id: self.random(16)?,
-                account_id: account.id.clone(),
-                identifier: identifier.clone(),
-                status: AuthorizationStatus::Pending,
-                expires: authz_expires,
-                wildcard: false,
-                challenges,
-            });
+            // RFC 8555 §7.1.3: a wildcard's authorization is for its base name.
+            let (authz_identifier, wildcard) = match identifier.wildcard_base() {
+                Some(base) => (Identifier::dns(base), true),
+                None => (identifier.clone(), false),
+            };
+            authzs.push(self.new_authz_record(account, authz_identifier, wildcard, now)?);
         }
-        let order = OrderRecord {
+        let mut order = OrderRecord {
             id: self.random(16)?,
             account_id: account.id.clone(),
             status: OrderStatus::Pending,
             identifiers,
-            authz_ids: authzs.iter().map(|a| a.id.clone()).collect(),
+            authz_ids: Vec::new(),
             not_before,
             not_after,
-            // An order cannot outlive its authorizations.
-            expires: (now + self.inner.settings.order_lifetime.as_secs()).min(authz_expires),
+            expires: now + self.inner.settings.order_lifetime.as_secs(),
             created: now,
             error: None,
             certificate: None,
+            replaces: request.replaces.clone(),
         };
+        let reuse = self.inner.settings.authz_reuse.as_secs();
+        let ra = self.clone();
         self.write(move |tx| {
-            for authz in &authzs {
-                tx.put(authz)?;
+            if let Some(cert_id) = &order.replaces {
+                ra.mark_replaced(tx, &order, cert_id)?;
+            }
+            let reusable = reusable_authzs(tx, &order.account_id, now, reuse)?;
+            let mut used = Vec::with_capacity(authzs.len());
+            for fresh in authzs {
+                let key = (fresh.identifier.clone(), fresh.wildcard);
+                match reusable
+                    .iter()
+                    .find(|a| (a.identifier.clone(), a.wildcard) == key)
+                {
+                    Some(existing) => used.push(existing.clone()),
+                    None => {
+                        tx.put(&fresh)?;
+                        tx.link_authz(&fresh.account_id, &fresh.id)?;
+                        used.push(fresh);
+                    }
+                }
+            }
+            order.authz_ids = used.iter().map(|a| a.id.clone()).collect();
+            // An order cannot outlive its authorizations.
+            if let Some(first) = used.iter().map(|a| a.expires).min() {
+                order.expires = order.expires.min(first);
             }
             tx.put(&order)?;
             tx.link_order(&order.account_id, &order.id)?;
-            Ok(derive(order, &authzs, now))
+            Ok(derive(order, &used, now))
         })
         .await
+    }
+
+    /// A new pending authorization with the challenges policy offers for `identifier`.
+    pub(crate) fn new_authz_record(
+        &self,
+        account: &AccountRecord,
+        identifier: Identifier,
+        wildcard: bool,
+        now: u64,
+    ) -> Result<AuthzRecord, Error> {
+        let mut challenges = Vec::new();
+        for kind in self.inner.policy.challenges_for(&identifier, wildcard) {
+            challenges.push(ChallengeRecord {
+                kind: kind.to_owned(),
+                // RFC 8555 §8.1: at least 128 bits of entropy.
+                token: self.random(32)?,
+                status: ChallengeStatus::Pending,
+                validated: None,
+                error: None,
+            });
+        }
+        Ok(AuthzRecord {
+            id: self.random(16)?,
+            account_id: account.id.clone(),
+            identifier,
+            status: AuthorizationStatus::Pending,
+            expires: now + self.inner.settings.authz_lifetime.as_secs(),
+            wildcard,
+            preauthorized: false,
+            challenges,
+        })
     }
 
     /// POST-as-GET on an order.
@@ -230,6 +302,7 @@ mod tests {
             status,
             expires,
             wildcard: false,
+            preauthorized: false,
             challenges: vec![],
         }
     }
@@ -247,6 +320,7 @@ mod tests {
             created: 0,
             error: None,
             certificate: None,
+            replaces: None,
         }
     }
 

@@ -12,13 +12,16 @@ mod tables;
 use std::path::Path;
 use std::sync::Arc;
 
-use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction};
+use redb::{
+    Database, ReadableDatabase, ReadableMultimapTable, ReadableTable, TableDefinition,
+    WriteTransaction,
+};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 pub use record::{
-    AccountRecord, AuthzRecord, CertRecord, ChallengeRecord, IssuanceIntent, OrderRecord,
-    ValidationInFlight,
+    AccountRecord, AuthzRecord, BlockedKey, CertRecord, ChallengeRecord, CrlRecord, IssuanceIntent,
+    OrderRecord, Revocation, ValidationInFlight,
 };
 use tables::*;
 
@@ -79,6 +82,8 @@ keyed!(AuthzRecord, AUTHZS, id);
 keyed!(CertRecord, CERTS, serial);
 keyed!(IssuanceIntent, ISSUANCE_INTENTS, serial);
 keyed!(ValidationInFlight, VALIDATIONS_IN_FLIGHT, key);
+keyed!(BlockedKey, BLOCKED_KEYS, spki_sha256);
+keyed!(CrlRecord, CRLS, ca);
 
 /// Read-write access to the state file.
 #[derive(Debug, Clone)]
@@ -124,12 +129,16 @@ impl Store {
                 CERTS,
                 ISSUANCE_INTENTS,
                 VALIDATIONS_IN_FLIGHT,
+                BLOCKED_KEYS,
+                CRLS,
             ] {
                 txn.open_table(table).map_err(db_err)?;
             }
             txn.open_table(ACCOUNT_BY_KEY).map_err(db_err)?;
             txn.open_multimap_table(ORDERS_BY_ACCOUNT).map_err(db_err)?;
             txn.open_multimap_table(CERTS_BY_ACCOUNT).map_err(db_err)?;
+            txn.open_multimap_table(REVOKED_BY_CA).map_err(db_err)?;
+            txn.open_multimap_table(AUTHZS_BY_ACCOUNT).map_err(db_err)?;
         }
         txn.commit().map_err(db_err)?;
         Ok(Self { db: Arc::new(db) })
@@ -216,6 +225,13 @@ impl Tx<'_> {
         Ok(())
     }
 
+    /// Forgets a key thumbprint (after a key rollover).
+    pub fn remove_account_key(&mut self, thumbprint: &str) -> Result<(), StoreError> {
+        let mut table = self.txn.open_table(ACCOUNT_BY_KEY).map_err(db_err)?;
+        table.remove(thumbprint).map_err(db_err)?;
+        Ok(())
+    }
+
     /// Lists an order under its account.
     pub fn link_order(&mut self, account_id: &str, order_id: &str) -> Result<(), StoreError> {
         let mut table = self
@@ -234,6 +250,44 @@ impl Tx<'_> {
             .map_err(db_err)?;
         table.insert(account_id, serial).map_err(db_err)?;
         Ok(())
+    }
+
+    /// Lists a revoked certificate under its CA, for the CRL.
+    pub fn link_revoked(&mut self, ca: &str, serial: &str) -> Result<(), StoreError> {
+        let mut table = self
+            .txn
+            .open_multimap_table(REVOKED_BY_CA)
+            .map_err(db_err)?;
+        table.insert(ca, serial).map_err(db_err)?;
+        Ok(())
+    }
+
+    /// Lists an authorization under its account.
+    pub fn link_authz(&mut self, account_id: &str, authz_id: &str) -> Result<(), StoreError> {
+        let mut table = self
+            .txn
+            .open_multimap_table(AUTHZS_BY_ACCOUNT)
+            .map_err(db_err)?;
+        table.insert(account_id, authz_id).map_err(db_err)?;
+        Ok(())
+    }
+
+    /// Ids of an account's authorizations.
+    pub fn authzs_of(&self, account_id: &str) -> Result<Vec<String>, StoreError> {
+        let table = self
+            .txn
+            .open_multimap_table(AUTHZS_BY_ACCOUNT)
+            .map_err(db_err)?;
+        collect_values(table.get(account_id).map_err(db_err)?)
+    }
+
+    /// Ids of an account's orders.
+    pub fn orders_of(&self, account_id: &str) -> Result<Vec<String>, StoreError> {
+        let table = self
+            .txn
+            .open_multimap_table(ORDERS_BY_ACCOUNT)
+            .map_err(db_err)?;
+        collect_values(table.get(account_id).map_err(db_err)?)
     }
 
     /// Every record of a type (for start-up recovery; tables of pending work are small).
@@ -269,12 +323,32 @@ impl StoreReader {
     pub fn orders_of(&self, account_id: &str) -> Result<Vec<String>, StoreError> {
         let txn = self.db.begin_read().map_err(db_err)?;
         let table = txn.open_multimap_table(ORDERS_BY_ACCOUNT).map_err(db_err)?;
+        collect_values(table.get(account_id).map_err(db_err)?)
+    }
+
+    /// Every revoked certificate of a CA, read in one snapshot.
+    pub fn revoked_of(&self, ca: &str) -> Result<Vec<CertRecord>, StoreError> {
+        let txn = self.db.begin_read().map_err(db_err)?;
+        let index = txn.open_multimap_table(REVOKED_BY_CA).map_err(db_err)?;
+        let certs = txn.open_table(CERTS).map_err(db_err)?;
         let mut out = Vec::new();
-        for value in table.get(account_id).map_err(db_err)? {
-            out.push(value.map_err(db_err)?.value().to_owned());
+        for serial in collect_values(index.get(ca).map_err(db_err)?)? {
+            if let Some(value) = certs.get(serial.as_str()).map_err(db_err)? {
+                out.push(codec::decode(value.value())?);
+            }
         }
         Ok(out)
     }
+}
+
+fn collect_values(
+    values: redb::MultimapValue<'_, &'static str>,
+) -> Result<Vec<String>, StoreError> {
+    let mut out = Vec::new();
+    for value in values {
+        out.push(value.map_err(db_err)?.value().to_owned());
+    }
+    Ok(out)
 }
 
 #[cfg(test)]

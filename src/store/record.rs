@@ -53,6 +53,9 @@ pub struct OrderRecord {
     pub error: Option<Problem>,
     /// Serial (hex) of the issued certificate.
     pub certificate: Option<String>,
+    /// RFC 9773 §5: the ARI CertID of the certificate this order renews.
+    #[serde(default)]
+    pub replaces: Option<String>,
 }
 
 /// An authorization (RFC 8555 §7.1.4).
@@ -70,6 +73,9 @@ pub struct AuthzRecord {
     pub expires: u64,
     /// Whether it was created for a wildcard name.
     pub wildcard: bool,
+    /// Created by newAuthz (RFC 8555 §7.4.1) rather than for an order.
+    #[serde(default)]
+    pub preauthorized: bool,
     /// Challenges offered.
     pub challenges: Vec<ChallengeRecord>,
 }
@@ -107,6 +113,51 @@ pub struct CertRecord {
     pub issued: u64,
     /// notAfter.
     pub not_after: u64,
+    /// notBefore.
+    #[serde(default)]
+    pub not_before: u64,
+    /// Set once revoked (RFC 8555 §7.6).
+    #[serde(default)]
+    pub revocation: Option<Revocation>,
+    /// The order that renews it (RFC 9773 §5 `replaces`).
+    #[serde(default)]
+    pub replaced_by: Option<String>,
+}
+
+/// When and why a certificate was revoked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Revocation {
+    /// Revocation time.
+    pub at: u64,
+    /// RFC 5280 §5.3.1 reason code.
+    pub reason: u8,
+}
+
+/// A subscriber key revoked for keyCompromise: later CSRs with it are refused.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BlockedKey {
+    /// Lower-case hex SHA-256 of the DER SubjectPublicKeyInfo.
+    pub spki_sha256: String,
+    /// The certificate whose revocation blocked it.
+    pub serial: String,
+    /// When.
+    pub at: u64,
+}
+
+/// The newest CRL of a CA, kept so a restart serves it and numbers keep rising.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CrlRecord {
+    /// The CA's name.
+    pub ca: String,
+    /// RFC 5280 §5.2.3 cRLNumber.
+    pub number: u64,
+    /// thisUpdate.
+    pub this_update: u64,
+    /// nextUpdate.
+    pub next_update: u64,
+    /// The CRL, DER.
+    #[serde(with = "b64")]
+    pub der: Vec<u8>,
 }
 
 /// What is about to be signed: committed before the token signs, removed when the

@@ -29,5 +29,17 @@ pub(crate) const ISSUANCE_INTENTS: TableDefinition<'_, &str, &[u8]> =
 pub(crate) const VALIDATIONS_IN_FLIGHT: TableDefinition<'_, &str, &[u8]> =
     TableDefinition::new("validations_in_flight");
 
+/// account id → authorization ids (for reuse and deactivation).
+pub(crate) const AUTHZS_BY_ACCOUNT: MultimapTableDefinition<'_, &str, &str> =
+    MultimapTableDefinition::new("authzs_by_account");
+/// SPKI SHA-256 (hex) → BlockedKey.
+pub(crate) const BLOCKED_KEYS: TableDefinition<'_, &str, &[u8]> =
+    TableDefinition::new("blocked_keys");
+/// CA name → revoked serials.
+pub(crate) const REVOKED_BY_CA: MultimapTableDefinition<'_, &str, &str> =
+    MultimapTableDefinition::new("revoked_by_ca");
+/// CA name → CrlRecord.
+pub(crate) const CRLS: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("crls");
+
 /// The schema this build writes.
 pub(crate) const SCHEMA_VERSION: u64 = 1;

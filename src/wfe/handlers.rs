@@ -6,17 +6,25 @@ use serde_json::json;
 
 use super::jws::{self, Context, KeyRule, Verified, VerifiedKey};
 use super::{Reply, Wfe};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+
 use crate::acme::{
-    Account, AccountUpdateRequest, Authorization, Challenge, ChallengeStatus, Directory,
-    FinalizeRequest, NewAccountRequest, NewOrderRequest, Order, OrderStatus,
+    Account, AccountUpdateRequest, Authorization, AuthorizationUpdateRequest, Challenge,
+    ChallengeStatus, Directory, FinalizeRequest, KeyChangeRequest, NewAccountRequest,
+    NewAuthzRequest, NewOrderRequest, Order, OrderStatus, RevocationRequest,
 };
 use crate::clock::rfc3339;
 use crate::error::Error;
-use crate::ra::OrderView;
+use crate::ra::{KeyChangeOutcome, OrderView, Revoker};
 use crate::store::{AccountRecord, AuthzRecord};
 
 /// Seconds a client should wait before polling a resource that is `processing`.
 const RETRY_AFTER: u64 = 1;
+/// Orders per page of an account's orders list.
+const ORDERS_PAGE: usize = 100;
+/// RFC 9773 §4.3: how often clients should ask for renewal information (6 hours).
+const RENEWAL_INFO_RETRY: u64 = 6 * 3600;
 
 impl Wfe {
     /// RFC 8555 §7.1.1.
@@ -27,6 +35,11 @@ impl Wfe {
             new_order: self.urls.acme("new-order"),
             revoke_cert: self.urls.acme("revoke-cert"),
             key_change: self.urls.acme("key-change"),
+            new_authz: self
+                .ra
+                .offers_pre_authorization()
+                .then(|| self.urls.acme("new-authz")),
+            renewal_info: self.urls.acme("renewal-info"),
             meta: self.meta.clone(),
         };
         Reply::json(StatusCode::OK, &directory)
@@ -37,6 +50,7 @@ impl Wfe {
         &self,
         segments: &[&str],
         url: &str,
+        query: Option<&str>,
         body: &[u8],
     ) -> Result<Reply, Error> {
         let rule = match segments {
@@ -46,8 +60,10 @@ impl Wfe {
         };
         let known = matches!(
             segments,
-            ["acme", "new-account" | "new-order"]
-                | ["acme", "acct", _]
+            [
+                "acme",
+                "new-account" | "new-order" | "new-authz" | "key-change" | "revoke-cert"
+            ] | ["acme", "acct", _]
                 | ["acme", "acct", _, "orders"]
                 | ["acme", "order", _]
                 | ["acme", "order", _, "finalize"]
@@ -62,8 +78,11 @@ impl Wfe {
         match segments {
             ["acme", "new-account"] => self.new_account(verified).await,
             ["acme", "acct", id] => self.account(verified, id).await,
-            ["acme", "acct", id, "orders"] => self.account_orders(verified, id).await,
+            ["acme", "acct", id, "orders"] => self.account_orders(verified, id, query).await,
             ["acme", "new-order"] => self.new_order(verified).await,
+            ["acme", "new-authz"] => self.new_authz(verified).await,
+            ["acme", "key-change"] => self.key_change(verified, url).await,
+            ["acme", "revoke-cert"] => self.revoke(verified).await,
             ["acme", "order", id] => self.order(verified, id).await,
             ["acme", "order", id, "finalize"] => self.finalize(verified, id).await,
             ["acme", "authz", id] => self.authz(verified, id).await,
@@ -119,16 +138,100 @@ impl Wfe {
             .location(self.urls.account(id)))
     }
 
-    async fn account_orders(&self, verified: Verified, id: &str) -> Result<Reply, Error> {
+    /// RFC 8555 §7.1.2.1: the account's orders, [`ORDERS_PAGE`] per page, with
+    /// `Link: rel="next"` to the following page.
+    async fn account_orders(
+        &self,
+        verified: Verified,
+        id: &str,
+        query: Option<&str>,
+    ) -> Result<Reply, Error> {
         let account = same_account(&verified, id)?;
-        let orders: Vec<String> = self
-            .ra
-            .orders_of(account)
-            .await?
+        post_as_get(&verified)?;
+        let page = match query.and_then(|q| q.strip_prefix("page=")) {
+            None if query.is_none() => 0,
+            Some(n) => n
+                .parse::<usize>()
+                .map_err(|_| Error::malformed(format!("page {n:?} is not a number")))?,
+            None => return Err(Error::malformed("the only query parameter is page=N")),
+        };
+        let ids = self.ra.orders_of(account).await?;
+        let orders: Vec<String> = ids
             .iter()
+            .skip(page.saturating_mul(ORDERS_PAGE))
+            .take(ORDERS_PAGE)
             .map(|o| self.urls.order(o))
             .collect();
-        Reply::json(StatusCode::OK, &json!({ "orders": orders }))
+        let mut reply = Reply::json(StatusCode::OK, &json!({ "orders": orders }))?;
+        if ids.len() > (page + 1).saturating_mul(ORDERS_PAGE) {
+            let next = format!("{}/orders?page={}", self.urls.account(id), page + 1);
+            reply = reply.link(&next, "next");
+        }
+        Ok(reply)
+    }
+
+    async fn new_authz(&self, verified: Verified) -> Result<Reply, Error> {
+        let request: NewAuthzRequest = verified.parse()?;
+        let authz = self
+            .ra
+            .new_authz(verified.account()?, &request.identifier)
+            .await?;
+        let url = self.urls.authz(&authz.id);
+        Ok(Reply::json(StatusCode::CREATED, &self.render_authz(&authz))?.location(url))
+    }
+
+    /// RFC 8555 §7.3.5: the outer JWS is the account's, the inner one the new key's.
+    async fn key_change(&self, verified: Verified, url: &str) -> Result<Reply, Error> {
+        let account = verified.account()?;
+        let inner = jws::verify_key_change_inner(&verified.payload, url)?;
+        let request: KeyChangeRequest = serde_json::from_slice(&inner.payload)
+            .map_err(|e| Error::malformed(format!("keyChange inner payload: {e}")))?;
+        let account_url = self.urls.account(&account.id);
+        match self
+            .ra
+            .change_key(account, &account_url, inner.jwk, inner.thumbprint, request)
+            .await?
+        {
+            KeyChangeOutcome::Changed(updated) => {
+                Ok(Reply::json(StatusCode::OK, &self.render_account(&updated))?
+                    .location(account_url))
+            }
+            KeyChangeOutcome::KeyInUse(holder) => Err(Error::new(
+                crate::error::ErrorKind::Conflict,
+                "the new key already belongs to an account",
+            )
+            .with_location(self.urls.account(&holder))),
+        }
+    }
+
+    /// RFC 8555 §7.6: signed by an account (`kid`) or by the certificate's key (`jwk`).
+    async fn revoke(&self, verified: Verified) -> Result<Reply, Error> {
+        let request: RevocationRequest = verified.parse()?;
+        let der = URL_SAFE_NO_PAD
+            .decode(request.certificate.trim_end_matches('='))
+            .map_err(|_| Error::malformed("certificate is not base64url DER"))?;
+        let revoker = match verified.key {
+            VerifiedKey::Account(account) => Revoker::Account(account),
+            VerifiedKey::Jwk { thumbprint, .. } => Revoker::CertificateKey(thumbprint),
+        };
+        self.ra.revoke(revoker, der, request.reason).await?;
+        Ok(Reply::empty(StatusCode::OK))
+    }
+
+    /// RFC 9773 §4.2: the suggested renewal window, and when to ask again.
+    pub(super) async fn renewal_info(&self, cert_id: &str) -> Result<Reply, Error> {
+        let window = self.ra.renewal_info(cert_id).await?;
+        let mut reply = Reply::json(
+            StatusCode::OK,
+            &json!({
+                "suggestedWindow": {
+                    "start": rfc3339(window.start),
+                    "end": rfc3339(window.end),
+                }
+            }),
+        )?;
+        reply.retry_after = Some(RENEWAL_INFO_RETRY);
+        Ok(reply)
     }
 
     async fn new_order(&self, verified: Verified) -> Result<Reply, Error> {
@@ -160,8 +263,16 @@ impl Wfe {
     }
 
     async fn authz(&self, verified: Verified, id: &str) -> Result<Reply, Error> {
-        post_as_get(&verified)?;
-        let authz = self.ra.authz(verified.account()?, id).await?;
+        let account = verified.account()?;
+        let authz = if verified.is_post_as_get() {
+            self.ra.authz(account, id).await?
+        } else {
+            // RFC 8555 §7.5.2: {"status": "deactivated"}.
+            let request: AuthorizationUpdateRequest = verified.parse()?;
+            self.ra
+                .deactivate_authz(account, id, &request.status)
+                .await?
+        };
         Reply::json(StatusCode::OK, &self.render_authz(&authz))
     }
 
@@ -229,6 +340,7 @@ impl Wfe {
                 .certificate
                 .as_deref()
                 .map(|s| self.urls.certificate(s)),
+            replaces: order.replaces.clone(),
         }
     }
 

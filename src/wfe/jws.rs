@@ -243,6 +243,71 @@ pub fn verify(body: &[u8], rule: KeyRule, ctx: &Context<'_>) -> Result<Verified,
     Ok(Verified { payload, key })
 }
 
+/// The inner JWS of keyChange (RFC 8555 §7.3.5), verified: the new key and the payload.
+#[derive(Debug, Clone)]
+pub struct InnerKeyChange {
+    /// The new key (public members only).
+    pub jwk: Value,
+    /// Its RFC 7638 thumbprint.
+    pub thumbprint: String,
+    /// The inner payload.
+    pub payload: Vec<u8>,
+}
+
+/// Verifies the inner JWS of keyChange found in the outer payload: flattened, signed by
+/// the `jwk` it carries, with the outer request's `url` and without a nonce.
+pub fn verify_key_change_inner(outer_payload: &[u8], url: &str) -> Result<InnerKeyChange, Error> {
+    let jws: Flattened = serde_json::from_slice(outer_payload).map_err(|e| {
+        Error::malformed(format!(
+            "keyChange payload must be a flattened JWS signed by the new key: {e}"
+        ))
+    })?;
+    let header_bytes = b64("inner protected header", &jws.protected)?;
+    let header: Protected = serde_json::from_slice(&header_bytes)
+        .map_err(|e| Error::malformed(format!("inner JWS protected header: {e}")))?;
+    let alg = header
+        .alg
+        .as_deref()
+        .ok_or_else(|| Error::malformed("inner JWS has no \"alg\""))?;
+    if !ALGORITHMS.contains(&alg) {
+        return Err(Error::new(
+            ErrorKind::BadSignatureAlgorithm,
+            format!(
+                "inner JWS algorithm {alg:?} is not accepted; use one of {}",
+                ALGORITHMS.join(", ")
+            ),
+        ));
+    }
+    if header.kid.is_some() {
+        return Err(Error::malformed(
+            "the inner JWS must carry \"jwk\", not \"kid\"",
+        ));
+    }
+    let map = header
+        .jwk
+        .ok_or_else(|| Error::malformed("the inner JWS must carry the new key as \"jwk\""))?;
+    if header.nonce.is_some() {
+        return Err(Error::malformed("the inner JWS must not carry a \"nonce\""));
+    }
+    if header.url.as_deref() != Some(url) {
+        return Err(Error::malformed(format!(
+            "the inner JWS \"url\" must be the outer one, {url:?}"
+        )));
+    }
+    let jwk = public_jwk(map)?;
+    let thumbprint = thumbprint(&jwk)?;
+    let signature = b64("inner signature", &jws.signature)?;
+    let signing_input = format!("{}.{}", jws.protected, jws.payload);
+    verifier(alg, &jwk)?
+        .verify(signing_input.as_bytes(), &signature)
+        .map_err(|_| Error::malformed("the inner JWS signature does not verify with its jwk"))?;
+    Ok(InnerKeyChange {
+        jwk,
+        thumbprint,
+        payload: b64("inner payload", &jws.payload)?,
+    })
+}
+
 enum Source {
     Jwk(Map<String, Value>),
     Kid(String),

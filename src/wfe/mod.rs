@@ -146,6 +146,14 @@ impl Wfe {
         let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
         match segments.as_slice() {
             ["directory"] => only(&method, &[Method::GET], || self.directory()),
+            // RFC 9773 §4.1: renewalInfo is read with a plain GET.
+            ["acme", "renewal-info", cert_id] => {
+                let cert_id = (*cert_id).to_owned();
+                if method != Method::GET && method != Method::HEAD {
+                    return Err(not_allowed("GET"));
+                }
+                self.renewal_info(&cert_id).await
+            }
             ["acme", "new-nonce"] => match method {
                 // RFC 8555 §7.2: HEAD answers 200, GET 204.
                 Method::HEAD => Ok(Reply::empty(StatusCode::OK)),
@@ -156,9 +164,16 @@ impl Wfe {
                 if method != Method::POST {
                     return Err(not_allowed("POST"));
                 }
-                let url = format!("{}{}", self.urls.base(), path);
+                // §6.4: the JWS "url" is the whole request URL, query included.
+                let path_and_query = request
+                    .uri()
+                    .path_and_query()
+                    .map_or(path.as_str(), |p| p.as_str())
+                    .to_owned();
+                let url = format!("{}{}", self.urls.base(), path_and_query);
+                let query = request.uri().query().map(str::to_owned);
                 let body = read_body(request).await?;
-                self.post(&segments, &url, &body).await
+                self.post(&segments, &url, query.as_deref(), &body).await
             }
         }
     }

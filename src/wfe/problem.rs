@@ -24,6 +24,7 @@ pub fn problem_for(error: &Error, request_id: &str) -> (StatusCode, Problem) {
         K::UnsupportedIdentifier => (ProblemType::UnsupportedIdentifier, StatusCode::BAD_REQUEST),
         K::OrderNotReady => (ProblemType::OrderNotReady, StatusCode::FORBIDDEN),
         K::AlreadyRevoked => (ProblemType::AlreadyRevoked, StatusCode::BAD_REQUEST),
+        K::AlreadyReplaced => (ProblemType::AlreadyReplaced, StatusCode::CONFLICT),
         K::BadRevocationReason => (ProblemType::BadRevocationReason, StatusCode::BAD_REQUEST),
         K::ExternalAccountRequired => (
             ProblemType::ExternalAccountRequired,

@@ -349,3 +349,48 @@ fn replayed_nonce_and_other_serializations_are_refused() {
         ErrorKind::Malformed
     );
 }
+
+#[test]
+fn key_change_inner_jws_rules() {
+    let new = client(ES384);
+    let url = "https://ca.test/acme/key-change";
+    let payload = br#"{"account":"https://ca.test/acme/acct/a1","oldKey":{}}"#;
+    let good = json!({"alg": "ES384", "jwk": new.jwk, "url": url});
+    let inner = verify_key_change_inner(&sign(&new, good, payload), url).unwrap();
+    assert_eq!(inner.thumbprint, thumbprint(&new.jwk).unwrap());
+    assert_eq!(inner.payload, payload);
+
+    let cases = [
+        (
+            json!({"alg": "ES384", "jwk": new.jwk, "url": url, "nonce": "n"}),
+            "nonce",
+        ),
+        (
+            json!({"alg": "ES384", "kid": "https://ca.test/acme/acct/a1", "url": url}),
+            "kid",
+        ),
+        (json!({"alg": "ES384", "url": url}), "jwk"),
+        (
+            json!({"alg": "ES384", "jwk": new.jwk, "url": "https://ca.test/other"}),
+            "url",
+        ),
+        (
+            json!({"alg": "HS256", "jwk": new.jwk, "url": url}),
+            "not accepted",
+        ),
+    ];
+    for (header, expected) in cases {
+        let err = verify_key_change_inner(&sign(&new, header, payload), url).unwrap_err();
+        assert!(err.detail.contains(expected), "{expected}: {}", err.detail);
+    }
+    // Signed by another key than the jwk it carries.
+    let other = client(ES384);
+    let forged = sign(
+        &other,
+        json!({"alg": "ES384", "jwk": new.jwk, "url": url}),
+        payload,
+    );
+    let err = verify_key_change_inner(&forged, url).unwrap_err();
+    assert!(err.detail.contains("does not verify"), "{}", err.detail);
+    assert!(verify_key_change_inner(b"not json", url).is_err());
+}
