@@ -20,10 +20,11 @@ use crate::clock::{Clock, SystemClock};
 use crate::config::{CaIssuer, Config, ServerConfig};
 use crate::hsm::{HsmRunner, KeyType, Pkcs11Token, RsaPadding, Signer};
 use crate::policy::Policy;
+use crate::publish::{CrlAuthority, Publisher};
 use crate::ra::{Ra, RaParts, RaSettings};
 use crate::store::Store;
 use crate::va::{Va, VaConfig, resolver::DnsResolver};
-use crate::wfe::{Wfe, WfeSettings, server, tls};
+use crate::wfe::{Wfe, WfeSettings, publication, server, tls};
 
 /// Command-line overrides of the configuration, for tests and tools.
 #[derive(Debug, Clone, Default)]
@@ -32,8 +33,12 @@ pub struct ServeOverrides {
     pub listen: Option<SocketAddr>,
     /// http-01 validation port.
     pub http01_port: Option<u16>,
+    /// tls-alpn-01 validation port.
+    pub tls_alpn01_port: Option<u16>,
     /// DNS resolver for validation.
     pub dns_resolver: Option<SocketAddr>,
+    /// Publication listener address.
+    pub publication_listen: Option<SocketAddr>,
 }
 
 /// A failure to start.
@@ -65,6 +70,14 @@ pub async fn serve(config: Config, overrides: ServeOverrides) -> Result<(), Star
     if overrides.dns_resolver.is_some() {
         validation.dns_resolver = overrides.dns_resolver;
     }
+    if let Some(port) = overrides.tls_alpn01_port {
+        validation.tls_alpn01_port = port;
+    }
+    let mut publication = config.publication.clone();
+    if let (Some(publication), Some(listen)) = (publication.as_mut(), overrides.publication_listen)
+    {
+        publication.listen = Some(listen);
+    }
 
     let settings = config.token.clone();
     let token = tokio::task::spawn_blocking(move || Pkcs11Token::open(&settings))
@@ -77,9 +90,11 @@ pub async fn serve(config: Config, overrides: ServeOverrides) -> Result<(), Star
         .clone()
         .ok_or_else(|| StartError("the configuration has no [storage] path".into()))?;
     let store = Store::open(&storage).map_err(|e| StartError(e.to_string()))?;
+    let publication_store = store.clone();
 
     let va_config = VaConfig {
         http01_port: validation.http01_port,
+        tls_alpn01_port: validation.tls_alpn01_port,
         redirect_ports: validation.redirect_ports.clone(),
         ..VaConfig::default()
     };
@@ -87,6 +102,7 @@ pub async fn serve(config: Config, overrides: ServeOverrides) -> Result<(), Star
         .map_err(|e| StartError(format!("DNS resolver: {e}")))?;
     let validator = Arc::new(Va::new(va_config, Arc::new(resolver)));
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let runner = HsmRunner::new(token.session_capacity());
     let policy = Policy {
         allowed_domains: acme.allowed_domains.clone(),
         max_validity: u64::from(acme.validity_days) * 86_400,
@@ -99,8 +115,8 @@ pub async fn serve(config: Config, overrides: ServeOverrides) -> Result<(), Star
         key_policy: KeyPolicy::default(),
         validator,
         issuer: Arc::clone(&issuer),
-        runner: HsmRunner::new(token.session_capacity()),
-        clock,
+        runner: runner.clone(),
+        clock: Arc::clone(&clock),
         settings: RaSettings::default(),
         revocations: Arc::clone(&revocations),
     });
@@ -125,11 +141,85 @@ pub async fn serve(config: Config, overrides: ServeOverrides) -> Result<(), Star
     let listener = tokio::net::TcpListener::bind(server.listen)
         .await
         .map_err(|e| StartError(format!("listening on {}: {e}", server.listen)))?;
+
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let stopped = move || {
+        let mut rx = stop_rx.clone();
+        async move {
+            let _ = rx.wait_for(|stop| *stop).await;
+        }
+    };
+    if let Some(publication) = &publication {
+        let authorities = crl_authorities(&config, &token, &issuer);
+        let publisher = Publisher::new(
+            authorities,
+            publication_store,
+            runner.clone(),
+            Arc::clone(&clock),
+            publication.crl_lifetime,
+        )
+        .map_err(|e| StartError(format!("publication: {}", e.detail)))?;
+        publisher
+            .refresh_all(false)
+            .await
+            .map_err(|e| StartError(format!("signing the CRLs: {}", e.detail)))?;
+        tokio::spawn(Arc::clone(&publisher).run(revocations, stopped()));
+        if let Some(listen) = publication.listen {
+            let plain = tokio::net::TcpListener::bind(listen)
+                .await
+                .map_err(|e| StartError(format!("listening on {listen}: {e}")))?;
+            tracing::info!(%listen, base_url = %publication.base_url, "publishing CRLs and CA certificates");
+            tokio::spawn(publication::serve(plain, publisher, stopped()));
+        }
+    }
+
     tracing::info!(listen = %server.listen, directory = %format!("{base_url}/directory"),
         http01_port = validation.http01_port, "serving ACME");
     eprintln!("hsm-acme: serving ACME at {base_url}/directory");
-    server::serve(listener, tls_config, wfe, shutdown_signal()).await;
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        let _ = stop_tx.send(true);
+    });
+    server::serve(listener, tls_config, wfe, stopped()).await;
     Ok(())
+}
+
+/// Every configured CA whose key is on the token and whose certificate exists: the ACME
+/// issuing CA and the CAs above it that hsm-acme runs (a root kept offline is skipped).
+fn crl_authorities(config: &Config, token: &Pkcs11Token, issuer: &Issuer) -> Vec<CrlAuthority> {
+    let mut out = vec![CrlAuthority {
+        name: issuer.name().to_owned(),
+        certificate: issuer.certificate().clone(),
+        signer: Arc::clone(issuer.signer()),
+    }];
+    for ca in config.cas.iter().filter(|c| c.name != issuer.name()) {
+        let certificate = match read_pem_certificate(&ca.certificate) {
+            Ok(cert) => cert,
+            Err(e) => {
+                tracing::warn!(ca = %ca.name, error = %e, "no CRL for this CA: no certificate");
+                continue;
+            }
+        };
+        match token.signer(&ca.key_label, ca.rsa_padding) {
+            Ok(signer)
+                if *signer.public_key()
+                    == *certificate.tbs_certificate().subject_public_key_info() =>
+            {
+                out.push(CrlAuthority {
+                    name: ca.name.clone(),
+                    certificate,
+                    signer: Arc::new(signer),
+                });
+            }
+            Ok(_) => {
+                tracing::warn!(ca = %ca.name, "no CRL for this CA: its certificate is for another key");
+            }
+            Err(e) => {
+                tracing::warn!(ca = %ca.name, error = %e, "no CRL for this CA: its key is not on the token");
+            }
+        }
+    }
+    out
 }
 
 async fn shutdown_signal() {

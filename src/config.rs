@@ -108,6 +108,7 @@ struct RawPublication {
 #[serde(deny_unknown_fields)]
 struct RawValidation {
     http01_port: Option<u16>,
+    tls_alpn01_port: Option<u16>,
     dns_resolver: Option<SocketAddr>,
     redirect_ports: Option<Vec<u16>>,
 }
@@ -231,6 +232,8 @@ pub struct PublicationConfig {
 pub struct ValidationConfig {
     /// Port http-01 validation connects to.
     pub http01_port: u16,
+    /// Port tls-alpn-01 validation connects to.
+    pub tls_alpn01_port: u16,
     /// DNS resolver for validation (default: the system's).
     pub dns_resolver: Option<SocketAddr>,
     /// Ports a redirect may lead to.
@@ -345,11 +348,13 @@ impl Config {
         let validation = raw.validation.map_or_else(
             || ValidationConfig {
                 http01_port: 80,
+                tls_alpn01_port: 443,
                 dns_resolver: None,
                 redirect_ports: vec![80, 443],
             },
             |v| ValidationConfig {
                 http01_port: v.http01_port.unwrap_or(80),
+                tls_alpn01_port: v.tls_alpn01_port.unwrap_or(443),
                 dns_resolver: v.dns_resolver,
                 redirect_ports: v.redirect_ports.unwrap_or_else(|| vec![80, 443]),
             },

@@ -14,6 +14,7 @@ pub mod config;
 pub mod error;
 pub mod hsm;
 pub mod policy;
+pub mod publish;
 pub mod ra;
 pub mod store;
 pub mod va;

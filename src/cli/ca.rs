@@ -51,7 +51,7 @@ pub(super) fn read_chain(ca: &CaConfig) -> Result<Vec<Certificate>, CliError> {
 }
 
 /// Writes `contents` to `path` through a temporary file, so a crash never leaves half a file.
-fn write_atomically(path: &Path, contents: &[u8]) -> Result<(), CliError> {
+pub(super) fn write_atomically(path: &Path, contents: &[u8]) -> Result<(), CliError> {
     let tmp = path.with_extension("tmp");
     let write = || -> std::io::Result<()> {
         let mut file = fs::File::create(&tmp)?;

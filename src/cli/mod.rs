@@ -6,6 +6,7 @@
 mod ca;
 mod check_config;
 mod hsm;
+mod revoke;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -40,6 +41,25 @@ pub enum Command {
     Ca(CaCommand),
     /// Check the configuration file without touching the token.
     CheckConfig,
+    /// Revoke a certificate and sign the CA's next CRL (with `serve` stopped).
+    Revoke {
+        /// The serial number in hex, as in the certificate's ACME URL.
+        #[arg(long)]
+        serial: String,
+        /// RFC 5280 reason code: 0 unspecified, 1 keyCompromise, 2 cACompromise,
+        /// 3 affiliationChanged, 4 superseded, 5 cessationOfOperation, 9 privilegeWithdrawn.
+        #[arg(long, default_value_t = 0)]
+        reason: i64,
+    },
+    /// Sign the next CRL of a CA and write it (PEM) to a file (with `serve` stopped).
+    Crl {
+        /// The CA (its `name` in the configuration).
+        #[arg(long)]
+        ca: String,
+        /// Where to write the CRL.
+        #[arg(long)]
+        out: PathBuf,
+    },
     /// Serve ACME over HTTPS until SIGTERM or SIGINT.
     Serve(ServeArgs),
 }
@@ -59,6 +79,10 @@ pub struct ServeArgs {
     /// DNS resolver (ip:port) for validation (overrides [validation] dns_resolver).
     #[arg(long)]
     pub dns_resolver: Option<std::net::SocketAddr>,
+    /// Address of the plain-HTTP CRL and CA certificate listener (overrides
+    /// [publication] listen).
+    #[arg(long)]
+    pub publication_listen: Option<std::net::SocketAddr>,
 }
 
 /// `hsm-acme hsm …`
@@ -122,6 +146,12 @@ pub fn run(cli: &Cli) -> ExitCode {
         Command::Hsm(cmd) => load(&cli.config).and_then(|config| hsm::run(&config, cmd)),
         Command::Ca(cmd) => load(&cli.config).and_then(|config| ca::run(&config, cmd)),
         Command::Serve(args) => load(&cli.config).and_then(|config| serve(config, args)),
+        Command::Revoke { serial, reason } => {
+            load(&cli.config).and_then(|config| revoke::revoke(&config, serial, *reason))
+        }
+        Command::Crl { ca, out } => {
+            load(&cli.config).and_then(|config| revoke::crl(&config, ca, out))
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -136,11 +166,10 @@ fn serve(config: Config, args: &ServeArgs) -> Result<(), CliError> {
     let overrides = crate::app::ServeOverrides {
         listen: args.listen,
         http01_port: args.http01_port,
+        tls_alpn01_port: args.tls_alpn01_port,
         dns_resolver: args.dns_resolver,
+        publication_listen: args.publication_listen,
     };
-    if args.tls_alpn01_port.is_some() {
-        tracing::info!("--tls-alpn01-port is accepted; tls-alpn-01 is not offered by this version");
-    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("hsm-acme")

@@ -23,7 +23,7 @@ use ring::rand::{SecureRandom, SystemRandom};
 pub use account::KeyChangeOutcome;
 pub use order::OrderView;
 pub use renewal::RenewalWindow;
-pub use revoke::{Revoker, check_reason};
+pub use revoke::{Revoker, check_reason, revoke_in};
 
 use crate::ca::csr::KeyPolicy;
 use crate::ca::issuer::Issuer;

@@ -15,7 +15,7 @@ use super::order::authz_status;
 use crate::acme::jwk::{spki_to_jwk, thumbprint};
 use crate::acme::{AuthorizationStatus, Identifier};
 use crate::error::{Error, ErrorKind};
-use crate::store::{AccountRecord, AuthzRecord, BlockedKey, CertRecord, Revocation};
+use crate::store::{AccountRecord, AuthzRecord, BlockedKey, CertRecord, Revocation, Tx};
 
 /// RFC 5280 §5.3.1 keyCompromise.
 pub const KEY_COMPROMISE: u8 = 1;
@@ -103,6 +103,74 @@ fn covered(identifiers: &[Identifier], authzs: &[AuthzRecord], now: u64) -> bool
         })
 }
 
+/// The revocation itself, inside a store transaction: checks who asks, marks the
+/// certificate, lists it for its CA's CRL and blocks a compromised key. Shared by the RA
+/// and `hsm-acme revoke`.
+pub fn revoke_in(
+    tx: &mut Tx<'_>,
+    revoker: &Revoker,
+    serial: &str,
+    der: Option<&[u8]>,
+    reason: u8,
+    now: u64,
+) -> Result<CertRecord, Error> {
+    let mut record: CertRecord = tx
+        .get(serial)?
+        .ok_or_else(|| Error::not_found(format!("certificate {serial} was not issued here")))?;
+    if der.is_some_and(|d| d != record.der.as_slice()) {
+        return Err(Error::not_found(
+            "this certificate was not issued here (its serial belongs to another)",
+        ));
+    }
+    let cert = Certificate::from_der(&record.der)
+        .map_err(|e| Error::internal(format!("stored certificate: {e}")))?;
+    match revoker {
+        Revoker::Operator => {}
+        Revoker::Account(account) if account.id == record.account_id => {}
+        Revoker::Account(account) => {
+            let mut authzs = Vec::new();
+            for id in super::account_authz_ids(tx, &account.id)? {
+                authzs.extend(tx.get::<AuthzRecord>(&id)?);
+            }
+            if !covered(&identifiers_of(&cert), &authzs, now) {
+                return Err(Error::unauthorized(
+                    "this account neither ordered the certificate nor holds \
+                         valid authorizations for all its identifiers",
+                ));
+            }
+        }
+        Revoker::CertificateKey(signer) => {
+            let spki = cert.tbs_certificate().subject_public_key_info();
+            let matches = spki_to_jwk(spki)
+                .and_then(|jwk| thumbprint(&jwk).ok())
+                .is_some_and(|t| t == *signer);
+            if !matches {
+                return Err(Error::unauthorized(
+                    "the request is not signed by the certificate's key",
+                ));
+            }
+        }
+    }
+    if record.revocation.is_some() {
+        return Err(Error::new(
+            ErrorKind::AlreadyRevoked,
+            format!("certificate {serial} is already revoked"),
+        ));
+    }
+    record.revocation = Some(Revocation { at: now, reason });
+    tx.put(&record)?;
+    tx.link_revoked(&record.ca, &record.serial)?;
+    if reason == KEY_COMPROMISE {
+        let spki = cert.tbs_certificate().subject_public_key_info();
+        tx.put(&BlockedKey {
+            spki_sha256: spki_sha256(spki)?,
+            serial: record.serial.clone(),
+            at: now,
+        })?;
+    }
+    Ok(record)
+}
+
 impl Ra {
     /// revokeCert (RFC 8555 §7.6) for the DER certificate `der`.
     pub async fn revoke(
@@ -130,63 +198,7 @@ impl Ra {
         let now = self.now();
         let serial = serial.to_ascii_lowercase();
         let revoked = self
-            .write(move |tx| {
-                let mut record: CertRecord = tx.get(&serial)?.ok_or_else(|| {
-                    Error::not_found(format!("certificate {serial} was not issued here"))
-                })?;
-                if der.as_ref().is_some_and(|d| *d != record.der) {
-                    return Err(Error::not_found(
-                        "this certificate was not issued here (its serial belongs to another)",
-                    ));
-                }
-                let cert = Certificate::from_der(&record.der)
-                    .map_err(|e| Error::internal(format!("stored certificate: {e}")))?;
-                match &revoker {
-                    Revoker::Operator => {}
-                    Revoker::Account(account) if account.id == record.account_id => {}
-                    Revoker::Account(account) => {
-                        let mut authzs = Vec::new();
-                        for id in super::account_authz_ids(tx, &account.id)? {
-                            authzs.extend(tx.get::<AuthzRecord>(&id)?);
-                        }
-                        if !covered(&identifiers_of(&cert), &authzs, now) {
-                            return Err(Error::unauthorized(
-                                "this account neither ordered the certificate nor holds \
-                                 valid authorizations for all its identifiers",
-                            ));
-                        }
-                    }
-                    Revoker::CertificateKey(signer) => {
-                        let spki = cert.tbs_certificate().subject_public_key_info();
-                        let matches = spki_to_jwk(spki)
-                            .and_then(|jwk| thumbprint(&jwk).ok())
-                            .is_some_and(|t| t == *signer);
-                        if !matches {
-                            return Err(Error::unauthorized(
-                                "the request is not signed by the certificate's key",
-                            ));
-                        }
-                    }
-                }
-                if record.revocation.is_some() {
-                    return Err(Error::new(
-                        ErrorKind::AlreadyRevoked,
-                        format!("certificate {serial} is already revoked"),
-                    ));
-                }
-                record.revocation = Some(Revocation { at: now, reason });
-                tx.put(&record)?;
-                tx.link_revoked(&record.ca, &record.serial)?;
-                if reason == KEY_COMPROMISE {
-                    let spki = cert.tbs_certificate().subject_public_key_info();
-                    tx.put(&BlockedKey {
-                        spki_sha256: spki_sha256(spki)?,
-                        serial: record.serial.clone(),
-                        at: now,
-                    })?;
-                }
-                Ok(record)
-            })
+            .write(move |tx| revoke_in(tx, &revoker, &serial, der.as_deref(), reason, now))
             .await?;
         tracing::info!(serial = %revoked.serial, reason, "certificate revoked");
         self.inner.revocations.notify_one();

@@ -1,8 +1,15 @@
-//! Validation authority: proves control of identifiers (RFC 8555 §8). Outbound requests go
-//! through the [`resolver::Resolver`] seam; the RA sees only [`Validator`].
+//! Validation authority: proves control of identifiers (RFC 8555 §8) with http-01, dns-01
+//! and tls-alpn-01, and checks CAA (RFC 8659) for the RA. Outbound requests go through the
+//! [`resolver::Resolver`] seam; the RA sees only [`Validator`] and [`caa::check_caa`].
 
+pub mod caa;
+pub mod dns01;
 pub mod http01;
 pub mod resolver;
+pub mod tls_alpn01;
+
+#[cfg(test)]
+mod testing;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -29,6 +36,9 @@ pub enum ValidationFailure {
     /// `tls`: a TLS handshake failed.
     #[error("{0}")]
     Tls(String),
+    /// `caa`: CAA records forbid issuance (RFC 8555 §6.7, RFC 8659).
+    #[error("{0}")]
+    Caa(String),
 }
 
 impl ValidationFailure {
@@ -40,6 +50,7 @@ impl ValidationFailure {
             Self::Unauthorized(_) => "unauthorized",
             Self::IncorrectResponse(_) => "incorrectResponse",
             Self::Tls(_) => "tls",
+            Self::Caa(_) => "caa",
         }
     }
 }
@@ -49,6 +60,8 @@ impl ValidationFailure {
 pub struct VaConfig {
     /// Port http-01 connects to (80 in production).
     pub http01_port: u16,
+    /// Port tls-alpn-01 connects to (443 in production, RFC 8737 §3).
+    pub tls_alpn01_port: u16,
     /// Ports a redirect may lead to.
     pub redirect_ports: Vec<u16>,
     /// Most redirects followed.
@@ -65,6 +78,7 @@ impl Default for VaConfig {
     fn default() -> Self {
         Self {
             http01_port: 80,
+            tls_alpn01_port: 443,
             redirect_ports: vec![80, 443],
             max_redirects: 10,
             connect_timeout: Duration::from_secs(5),
@@ -121,6 +135,24 @@ impl Validator for Va {
                         self.resolver.as_ref(),
                         &request.identifier.value,
                         &request.token,
+                        &request.key_authorization,
+                    )
+                    .await
+                }
+                "dns-01" => {
+                    dns01::validate_dns01(
+                        &self.config,
+                        self.resolver.as_ref(),
+                        &request.identifier,
+                        &request.key_authorization,
+                    )
+                    .await
+                }
+                "tls-alpn-01" => {
+                    tls_alpn01::validate_tls_alpn01(
+                        &self.config,
+                        self.resolver.as_ref(),
+                        &request.identifier,
                         &request.key_authorization,
                     )
                     .await

@@ -1,6 +1,10 @@
 //! The DNS seam of validation. [`DnsResolver`] asks one configured server (tests and the
 //! interop harness point it at a mock) or the system's resolvers, without caching: dns-01
 //! TXT answers change seconds apart, and a CA must see the current state of DNS.
+//!
+//! The seam answers three questions: addresses (http-01, tls-alpn-01), TXT strings (dns-01)
+//! and CAA records (RFC 8659). "No records" (NOERROR without answers, or NXDOMAIN) is an
+//! answer; a failed lookup (SERVFAIL, REFUSED, timeout) is a `dns` failure, never "nothing".
 
 use std::fmt;
 use std::future::Future;
@@ -12,7 +16,9 @@ use hickory_resolver::TokioResolver;
 use hickory_resolver::config::{
     ConnectionConfig, LookupIpStrategy, NameServerConfig, ResolveHosts, ResolverConfig,
 };
+use hickory_resolver::net::NetError;
 use hickory_resolver::net::runtime::TokioRuntimeProvider;
+use hickory_resolver::proto::rr::{RData, RecordType};
 
 use super::ValidationFailure;
 
@@ -20,10 +26,77 @@ use super::ValidationFailure;
 pub type LookupFuture<'a> =
     Pin<Box<dyn Future<Output = Result<Vec<IpAddr>, ValidationFailure>> + Send + 'a>>;
 
+/// A boxed future of TXT lookups.
+pub type TxtFuture<'a> =
+    Pin<Box<dyn Future<Output = Result<Vec<String>, ValidationFailure>> + Send + 'a>>;
+
+/// A boxed future of CAA lookups.
+pub type CaaFuture<'a> =
+    Pin<Box<dyn Future<Output = Result<CaaAnswer, ValidationFailure>> + Send + 'a>>;
+
+/// One CAA resource record (RFC 8659 §4.1), undecoded: the policy lives in `va::caa`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CaaRecord {
+    /// The flags octet; bit 128 is the Issuer Critical flag.
+    pub flags: u8,
+    /// The property tag as published (matching is case-insensitive).
+    pub tag: String,
+    /// The raw property value.
+    pub value: Vec<u8>,
+}
+
+impl CaaRecord {
+    /// A record from its presentation parts, e.g. `CaaRecord::new(0, "issue", "ca.example")`.
+    pub fn new(flags: u8, tag: &str, value: &str) -> Self {
+        Self {
+            flags,
+            tag: tag.to_owned(),
+            value: value.as_bytes().to_vec(),
+        }
+    }
+
+    /// RFC 8659 §4.1: the Issuer Critical flag.
+    pub fn critical(&self) -> bool {
+        self.flags & 0x80 != 0
+    }
+}
+
+/// The CAA RRset at one name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CaaAnswer {
+    /// The name has no CAA records (NOERROR without answers, or NXDOMAIN): RFC 8659 §3
+    /// tree climbing goes on to the parent.
+    NoRecords,
+    /// The CAA records found (after any CNAME the DNS followed).
+    Records(Vec<CaaRecord>),
+}
+
 /// Name resolution for validation.
+///
+/// The TXT and CAA lookups have default bodies that fail closed, so a test double that
+/// only answers addresses can never grant dns-01 or CAA permission by accident.
 pub trait Resolver: Send + Sync + fmt::Debug {
     /// The addresses of `name`, IPv6 first; an IP literal resolves to itself.
     fn lookup_ip<'a>(&'a self, name: &'a str) -> LookupFuture<'a>;
+
+    /// The TXT records at `name`, each record's character-strings joined into one string;
+    /// CNAMEs are followed. No records (or NXDOMAIN) is an empty list.
+    fn lookup_txt<'a>(&'a self, name: &'a str) -> TxtFuture<'a> {
+        Box::pin(async move {
+            Err(ValidationFailure::Dns(format!(
+                "TXT lookup of {name} is not supported by this resolver"
+            )))
+        })
+    }
+
+    /// The CAA RRset at exactly `name` (no tree climbing here; see `va::caa`).
+    fn lookup_caa<'a>(&'a self, name: &'a str) -> CaaFuture<'a> {
+        Box::pin(async move {
+            Err(ValidationFailure::Dns(format!(
+                "CAA lookup of {name} is not supported by this resolver"
+            )))
+        })
+    }
 }
 
 /// hickory-resolver, configured for validation.
@@ -73,15 +146,17 @@ impl Resolver for DnsResolver {
             if let Ok(ip) = name.parse::<IpAddr>() {
                 return Ok(vec![ip]);
             }
-            // A trailing dot makes the name absolute: no search domains are tried.
-            let fqdn = format!("{}.", name.trim_end_matches('.'));
-            let lookup = self.inner.lookup_ip(fqdn.as_str()).await.map_err(|e| {
-                if e.is_no_records_found() || e.is_nx_domain() {
-                    ValidationFailure::Dns(format!("no A or AAAA records found for {name}"))
-                } else {
-                    ValidationFailure::Dns(format!("DNS lookup of {name} failed: {e}"))
-                }
-            })?;
+            let lookup = self
+                .inner
+                .lookup_ip(absolute(name).as_str())
+                .await
+                .map_err(|e| {
+                    if e.is_no_records_found() || e.is_nx_domain() {
+                        ValidationFailure::Dns(format!("no A or AAAA records found for {name}"))
+                    } else {
+                        ValidationFailure::Dns(format!("DNS lookup of {name} failed: {e}"))
+                    }
+                })?;
             let mut addresses: Vec<IpAddr> = lookup.iter().collect();
             addresses.sort_by_key(|a| !a.is_ipv6());
             addresses.dedup();
@@ -93,6 +168,71 @@ impl Resolver for DnsResolver {
             Ok(addresses)
         })
     }
+
+    fn lookup_txt<'a>(&'a self, name: &'a str) -> TxtFuture<'a> {
+        Box::pin(async move {
+            let lookup = match self.inner.txt_lookup(absolute(name).as_str()).await {
+                Ok(lookup) => lookup,
+                Err(e) if e.is_no_records_found() => return Ok(Vec::new()),
+                Err(e) => return Err(lookup_failed("TXT", name, &e)),
+            };
+            Ok(lookup
+                .answers()
+                .iter()
+                .filter_map(|record| match &record.data {
+                    RData::TXT(txt) => Some(
+                        txt.txt_data
+                            .iter()
+                            .map(|s| String::from_utf8_lossy(s))
+                            .collect::<String>(),
+                    ),
+                    _ => None,
+                })
+                .collect())
+        })
+    }
+
+    fn lookup_caa<'a>(&'a self, name: &'a str) -> CaaFuture<'a> {
+        Box::pin(async move {
+            let lookup = match self
+                .inner
+                .lookup(absolute(name).as_str(), RecordType::CAA)
+                .await
+            {
+                Ok(lookup) => lookup,
+                Err(e) if e.is_no_records_found() => return Ok(CaaAnswer::NoRecords),
+                Err(e) => return Err(lookup_failed("CAA", name, &e)),
+            };
+            let records: Vec<CaaRecord> = lookup
+                .answers()
+                .iter()
+                .filter_map(|record| match &record.data {
+                    RData::CAA(caa) => Some(CaaRecord {
+                        flags: caa.flags(),
+                        tag: caa.tag.clone(),
+                        value: caa.value.clone(),
+                    }),
+                    _ => None,
+                })
+                .collect();
+            if records.is_empty() {
+                // Only a CNAME chain ending without CAA records.
+                return Ok(CaaAnswer::NoRecords);
+            }
+            Ok(CaaAnswer::Records(records))
+        })
+    }
+}
+
+/// A trailing dot makes the name absolute: no search domains are tried.
+fn absolute(name: &str) -> String {
+    format!("{}.", name.trim_end_matches('.'))
+}
+
+fn lookup_failed(kind: &str, name: &str, e: &NetError) -> ValidationFailure {
+    ValidationFailure::Dns(format!(
+        "DNS lookup of {kind} records for {name} failed: {e}"
+    ))
 }
 
 #[cfg(test)]

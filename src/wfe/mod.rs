@@ -6,6 +6,7 @@ mod handlers;
 pub mod jws;
 pub mod nonce;
 pub mod problem;
+pub mod publication;
 pub mod server;
 pub mod tls;
 mod urls;

@@ -74,6 +74,7 @@ fn redirect(to: &str) -> String {
 fn config(port: u16) -> VaConfig {
     VaConfig {
         http01_port: port,
+        tls_alpn01_port: 443,
         redirect_ports: vec![port],
         max_redirects: 3,
         connect_timeout: Duration::from_millis(500),
