@@ -7,8 +7,11 @@
 # https://127.0.0.1:8443/directory. Running it again reuses the token, the CA and the state.
 #
 # Environment overrides: HSM_ACME_LISTEN (ip:port to serve on), HSM_ACME_HTTP01_PORT (port
-# http-01 is validated on, default 80), HSM_ACME_TLSALPN01_PORT, HSM_ACME_DNS_RESOLVER
-# (ip:port of the DNS server used for validation; default: the system's).
+# http-01 is validated on, default 80), HSM_ACME_TLSALPN01_PORT (default 443),
+# HSM_ACME_DNS_RESOLVER (ip:port of the DNS server used for validation; default: the
+# system's), HSM_ACME_PUBLICATION_LISTEN (plain-HTTP CRL and CA certificate listener,
+# default 127.0.0.1:8080; its URL goes into certificates, so it is fixed when the demo is
+# created).
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/.." && pwd)
@@ -18,6 +21,7 @@ serve=1
 [ "${1:-}" = "--setup-only" ] && serve=0
 demo_dir=${HSM_ACME_DEMO_DIR:-$repo/target/demo}
 listen=${HSM_ACME_LISTEN:-127.0.0.1:8443}
+publication_listen=${HSM_ACME_PUBLICATION_LISTEN:-127.0.0.1:8080}
 token_label=hsm-acme-demo
 
 ensure_packages $HSM_ACME_PACKAGES
@@ -77,6 +81,11 @@ sessions = 4
 [storage]
 path = "state.redb"
 
+# CRLs and CA certificates over plain HTTP; certificates point here (CRL distribution
+# point, AIA caIssuers).
+[publication]
+listen = "$publication_listen"
+
 # Seals EAB MAC keys and other stored secrets (AES-256-GCM on the token).
 [sealing]
 key_label = "hsm-acme-seal"
@@ -102,6 +111,16 @@ CONF
     echo "wrote $config" >&2
 fi
 
+if ! grep -q '^\[publication\]' "$config"; then
+    cat >> "$config" <<CONF
+
+# CRLs and CA certificates over plain HTTP; certificates point here (CRL distribution
+# point, AIA caIssuers).
+[publication]
+listen = "$publication_listen"
+CONF
+fi
+
 if ! grep -q '^\[server\]' "$config"; then
     cat >> "$config" <<CONF
 
@@ -115,6 +134,7 @@ tls_certificate = "server-tls.pem"
 [acme]
 ca = "issuing"
 validity_days = 90
+caa_identities = ["hsm-acme.test"]
 
 [validation]
 http01_port = 80
@@ -129,6 +149,7 @@ set -- --listen "$listen"
 [ -n "${HSM_ACME_HTTP01_PORT:-}" ] && set -- "$@" --http01-port "$HSM_ACME_HTTP01_PORT"
 [ -n "${HSM_ACME_TLSALPN01_PORT:-}" ] && set -- "$@" --tls-alpn01-port "$HSM_ACME_TLSALPN01_PORT"
 [ -n "${HSM_ACME_DNS_RESOLVER:-}" ] && set -- "$@" --dns-resolver "$HSM_ACME_DNS_RESOLVER"
+set -- "$@" --publication-listen "$publication_listen"
 
 cat <<MSG
 
@@ -140,6 +161,7 @@ hsm-acme demo is set up in $demo_dir
   state:         $demo_dir/state.redb
 
 ACME directory:  https://$listen/directory
+CRLs, CA certs:  http://$publication_listen/crl/issuing.crl, http://$publication_listen/ca/issuing.crt
 
 Point certbot at it (the name must resolve to this machine; http-01 is validated on port
 ${HSM_ACME_HTTP01_PORT:-80}, where certbot --standalone listens):

@@ -93,6 +93,7 @@ pub async fn serve(config: Config, overrides: ServeOverrides) -> Result<(), Star
     let publication_store = store.clone();
 
     let va_config = VaConfig {
+        caa_identities: acme.caa_identities.clone(),
         http01_port: validation.http01_port,
         tls_alpn01_port: validation.tls_alpn01_port,
         redirect_ports: validation.redirect_ports.clone(),
@@ -117,7 +118,10 @@ pub async fn serve(config: Config, overrides: ServeOverrides) -> Result<(), Star
         issuer: Arc::clone(&issuer),
         runner: runner.clone(),
         clock: Arc::clone(&clock),
-        settings: RaSettings::default(),
+        settings: RaSettings {
+            account_url_prefix: crate::wfe::Urls::new(&server.base_url()).account_prefix(),
+            ..RaSettings::default()
+        },
         revocations: Arc::clone(&revocations),
     });
     ra.recover()

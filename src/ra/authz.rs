@@ -106,6 +106,7 @@ impl Ra {
         let now = self.now();
         let (id, kind_owned, account_owned) =
             (authz_id.to_owned(), kind.to_owned(), account.clone());
+        let ra = self.clone();
         let started = self
             .write(move |tx| {
                 let mut authz: AuthzRecord = tx.require(&id)?;
@@ -123,12 +124,8 @@ impl Ra {
                     return Ok(None);
                 }
                 challenge.status = ChallengeStatus::Processing;
-                let request = ValidationRequest {
-                    identifier: authz.identifier.clone(),
-                    challenge: challenge.kind.clone(),
-                    token: challenge.token.clone(),
-                    key_authorization: format!("{}.{}", challenge.token, account_owned.thumbprint),
-                };
+                let (kind, token) = (challenge.kind.clone(), challenge.token.clone());
+                let request = ra.validation_request(&authz, &kind, &token, &account_owned);
                 tx.put(&authz)?;
                 tx.put(&ValidationInFlight::new(&authz.id, &request.challenge))?;
                 Ok(Some(request))

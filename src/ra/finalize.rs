@@ -18,7 +18,9 @@ use crate::acme::{FinalizeRequest, Identifier, OrderStatus, Problem};
 use crate::ca::csr::{CsrError, parse_csr};
 use crate::ca::leaf::PreparedCertificate;
 use crate::error::{Error, ErrorKind};
-use crate::store::{AccountRecord, BlockedKey, CertRecord, IssuanceIntent, OrderRecord};
+use crate::store::{
+    AccountRecord, AuthzRecord, BlockedKey, CertRecord, IssuanceIntent, OrderRecord,
+};
 
 impl Ra {
     /// finalize: checks the CSR against the order and starts issuance.
@@ -105,6 +107,8 @@ impl Ra {
             )
             .with_subproblems(subproblems));
         }
+        self.recheck_caa(account, &current.order.authz_ids, now)
+            .await?;
         // The certificate is fully built before the order changes state, so the intent can
         // be committed in the same transaction as `ready → processing`.
         let (not_before, not_after) = self.inner.policy.check_validity(
@@ -151,6 +155,63 @@ impl Ra {
         // The task goes on if the wait ends first; the client then polls.
         let _ = tokio::time::timeout(self.inner.settings.sync_wait, &mut task).await;
         self.order(account, order_id).await
+    }
+
+    /// RFC 8659 §3 and BR §3.2.2.8: CAA is checked again for authorizations validated
+    /// longer ago than `caa_recheck_age` (reused or pre-authorized ones), so records
+    /// published since then are honoured.
+    async fn recheck_caa(
+        &self,
+        account: &AccountRecord,
+        authz_ids: &[String],
+        now: u64,
+    ) -> Result<(), Error> {
+        let ids = authz_ids.to_vec();
+        let authzs: Vec<AuthzRecord> = self
+            .read(move |r| {
+                let mut out = Vec::new();
+                for id in ids {
+                    out.extend(r.get::<AuthzRecord>(&id)?);
+                }
+                Ok(out)
+            })
+            .await?;
+        let max_age = self.inner.settings.caa_recheck_age.as_secs();
+        let mut subproblems = Vec::new();
+        for authz in &authzs {
+            let Some(challenge) = authz
+                .challenges
+                .iter()
+                .find(|c| c.validated.is_some_and(|at| at + max_age < now))
+            else {
+                continue;
+            };
+            let request =
+                self.validation_request(authz, &challenge.kind, &challenge.token, account);
+            if let Err(failure) = self.inner.validator.check_caa(&request).await {
+                let kind = if failure.problem_type() == "dns" {
+                    ProblemType::Dns
+                } else {
+                    ProblemType::Caa
+                };
+                subproblems.push(Subproblem::new(
+                    kind,
+                    failure.to_string(),
+                    authz.identifier.clone(),
+                ));
+            }
+        }
+        if subproblems.is_empty() {
+            return Ok(());
+        }
+        Err(Error::new(
+            ErrorKind::Caa,
+            format!(
+                "CAA no longer permits issuance for {} of the order's identifiers; see subproblems",
+                subproblems.len()
+            ),
+        )
+        .with_subproblems(subproblems))
     }
 
     async fn issue(&self, account_id: String, order_id: String, prepared: PreparedCertificate) {

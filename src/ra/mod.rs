@@ -41,6 +41,11 @@ pub struct RaSettings {
     pub order_lifetime: Duration,
     /// How long a pending authorization stays usable.
     pub authz_lifetime: Duration,
+    /// Account URLs are this prefix and the account id (for CAA `accounturi`).
+    pub account_url_prefix: String,
+    /// CAA is checked again at finalize for authorizations validated longer ago than this
+    /// (reused authorizations; CA/B Forum BR §3.2.2.8 allows 8 hours).
+    pub caa_recheck_age: Duration,
     /// Whether newAuthz (RFC 8555 §7.4.1 pre-authorization) is offered.
     pub pre_authorization: bool,
     /// How long a valid authorization is reused for new orders of the same account
@@ -57,6 +62,8 @@ impl Default for RaSettings {
             order_lifetime: Duration::from_secs(7 * 86_400),
             authz_lifetime: Duration::from_secs(7 * 86_400),
             sync_wait: Duration::from_secs(2),
+            account_url_prefix: String::new(),
+            caa_recheck_age: Duration::from_secs(8 * 3600),
             pre_authorization: true,
             authz_reuse: Duration::ZERO,
         }
@@ -144,6 +151,24 @@ impl Ra {
     /// The issuing CA.
     pub fn issuer(&self) -> &Issuer {
         &self.inner.issuer
+    }
+
+    /// What the VA needs to validate `kind` of `authz` for `account`.
+    fn validation_request(
+        &self,
+        authz: &crate::store::AuthzRecord,
+        kind: &str,
+        token: &str,
+        account: &AccountRecord,
+    ) -> crate::va::ValidationRequest {
+        crate::va::ValidationRequest {
+            identifier: authz.identifier.clone(),
+            challenge: kind.to_owned(),
+            token: token.to_owned(),
+            key_authorization: format!("{token}.{}", account.thumbprint),
+            wildcard: authz.wildcard,
+            account_uri: format!("{}{}", self.inner.settings.account_url_prefix, account.id),
+        }
     }
 
     fn now(&self) -> u64 {

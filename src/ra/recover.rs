@@ -6,7 +6,6 @@ use crate::acme::problem::ProblemType;
 use crate::acme::{ChallengeStatus, OrderStatus, Problem};
 use crate::error::Error;
 use crate::store::{AuthzRecord, IssuanceIntent, OrderRecord, ValidationInFlight};
-use crate::va::ValidationRequest;
 
 impl Ra {
     /// Ends interrupted issuances (the order becomes invalid: the token may or may not have
@@ -60,12 +59,7 @@ impl Ra {
                 self.read(move |r| Ok(r.get(&id)?)).await?
             };
             let Some(account) = account else { continue };
-            let request = ValidationRequest {
-                identifier: authz.identifier.clone(),
-                challenge: kind,
-                key_authorization: format!("{token}.{}", account.thumbprint),
-                token,
-            };
+            let request = self.validation_request(&authz, &kind, &token, &account);
             let ra = self.clone();
             tokio::spawn(async move { ra.validate(authz.id, request).await });
         }

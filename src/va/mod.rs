@@ -58,6 +58,9 @@ impl ValidationFailure {
 /// Settings for outbound validation requests.
 #[derive(Debug, Clone)]
 pub struct VaConfig {
+    /// This CA's CAA issuer domain names (RFC 8659 §4.2); with none, any name whose CAA
+    /// records restrict issuance is refused.
+    pub caa_identities: Vec<String>,
     /// Port http-01 connects to (80 in production).
     pub http01_port: u16,
     /// Port tls-alpn-01 connects to (443 in production, RFC 8737 §3).
@@ -77,6 +80,7 @@ pub struct VaConfig {
 impl Default for VaConfig {
     fn default() -> Self {
         Self {
+            caa_identities: Vec::new(),
             http01_port: 80,
             tls_alpn01_port: 443,
             redirect_ports: vec![80, 443],
@@ -99,6 +103,10 @@ pub struct ValidationRequest {
     pub token: String,
     /// token || '.' || account key thumbprint (RFC 8555 §8.1).
     pub key_authorization: String,
+    /// Whether the authorization is for a wildcard (CAA `issuewild`, RFC 8659 §4.3).
+    pub wildcard: bool,
+    /// The account URL (CAA `accounturi`, RFC 8657 §3).
+    pub account_uri: String,
 }
 
 /// A boxed validation future.
@@ -107,8 +115,11 @@ pub type ValidationFuture<'a> =
 
 /// The RA's view of validation; tests give scripted outcomes.
 pub trait Validator: Send + Sync {
-    /// Validates one challenge.
+    /// Validates one challenge, CAA included.
     fn validate<'a>(&'a self, request: &'a ValidationRequest) -> ValidationFuture<'a>;
+    /// Checks CAA alone, for an authorization validated some time ago (RFC 8659 §3:
+    /// CAA is checked close to issuance).
+    fn check_caa<'a>(&'a self, request: &'a ValidationRequest) -> ValidationFuture<'a>;
 }
 
 /// The real validator.
@@ -128,6 +139,40 @@ impl Va {
 impl Validator for Va {
     fn validate<'a>(&'a self, request: &'a ValidationRequest) -> ValidationFuture<'a> {
         Box::pin(async move {
+            self.validate_challenge(request).await?;
+            self.caa(request).await
+        })
+    }
+
+    fn check_caa<'a>(&'a self, request: &'a ValidationRequest) -> ValidationFuture<'a> {
+        Box::pin(self.caa(request))
+    }
+}
+
+impl Va {
+    /// RFC 8659 for `dns` identifiers; addresses have no CAA.
+    async fn caa(&self, request: &ValidationRequest) -> Result<(), ValidationFailure> {
+        if request.identifier.kind != "dns" {
+            return Ok(());
+        }
+        caa::check_caa(
+            self.resolver.as_ref(),
+            &caa::CaaRequest {
+                name: &request.identifier.value,
+                wildcard: request.wildcard,
+                identities: &self.config.caa_identities,
+                account_uri: &request.account_uri,
+                method: &request.challenge,
+            },
+        )
+        .await
+    }
+
+    async fn validate_challenge(
+        &self,
+        request: &ValidationRequest,
+    ) -> Result<(), ValidationFailure> {
+        {
             match request.challenge.as_str() {
                 "http-01" => {
                     http01::validate_http01(
@@ -161,6 +206,6 @@ impl Validator for Va {
                     "challenge type {other} is not offered"
                 ))),
             }
-        })
+        }
     }
 }

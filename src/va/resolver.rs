@@ -237,7 +237,95 @@ fn lookup_failed(kind: &str, name: &str, e: &NetError) -> ValidationFailure {
 
 #[cfg(test)]
 mod tests {
+    use hickory_resolver::proto::op::{Message, ResponseCode};
+    use hickory_resolver::proto::rr::rdata::{CAA, TXT};
+    use hickory_resolver::proto::rr::{Name, Record};
+    use tokio::net::UdpSocket;
+
     use super::*;
+
+    /// A UDP DNS server with a tiny fixed zone: TXT and CAA answers, NXDOMAIN at `nx.test`,
+    /// SERVFAIL at `fail.test`, NOERROR without answers elsewhere.
+    async fn mock_dns() -> SocketAddr {
+        let socket = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let addr = socket.local_addr().unwrap();
+        tokio::spawn(async move {
+            let mut buf = [0u8; 1500];
+            while let Ok((len, peer)) = socket.recv_from(&mut buf).await {
+                let query = Message::from_vec(&buf[..len]).unwrap();
+                let question = query.queries[0].clone();
+                let mut answer = Message::response(query.metadata.id, query.metadata.op_code);
+                answer.add_query(question.clone());
+                let name = question.name().to_ascii().to_ascii_lowercase();
+                let rdata: Vec<RData> = match (name.as_str(), question.query_type()) {
+                    ("_acme-challenge.ok.test.", RecordType::TXT) => vec![
+                        RData::TXT(TXT::new(vec!["abc".into(), "def".into()])),
+                        RData::TXT(TXT::new(vec!["xyz".into()])),
+                    ],
+                    ("caa.test.", RecordType::CAA) => vec![
+                        RData::CAA(CAA::new_issue(
+                            false,
+                            Some(Name::from_ascii("ca.example.net").unwrap()),
+                            Vec::new(),
+                        )),
+                        RData::CAA(CAA::new_issue(true, None, Vec::new())),
+                    ],
+                    _ => Vec::new(),
+                };
+                for data in rdata {
+                    answer.add_answer(Record::from_rdata(question.name().clone(), 60, data));
+                }
+                answer.metadata.response_code = match name.as_str() {
+                    "nx.test." => ResponseCode::NXDomain,
+                    "fail.test." => ResponseCode::ServFail,
+                    _ => ResponseCode::NoError,
+                };
+                let _ = socket.send_to(&answer.to_vec().unwrap(), peer).await;
+            }
+        });
+        addr
+    }
+
+    #[tokio::test]
+    async fn txt_and_caa_lookups_against_a_dns_server() {
+        let resolver = DnsResolver::new(Some(mock_dns().await)).unwrap();
+
+        let mut txt = resolver
+            .lookup_txt("_acme-challenge.ok.test")
+            .await
+            .unwrap();
+        txt.sort();
+        assert_eq!(txt, vec!["abcdef".to_owned(), "xyz".to_owned()]);
+        assert!(resolver.lookup_txt("empty.test").await.unwrap().is_empty());
+        assert!(resolver.lookup_txt("nx.test").await.unwrap().is_empty());
+        let err = resolver.lookup_txt("fail.test").await.unwrap_err();
+        assert!(
+            matches!(&err, ValidationFailure::Dns(m) if m.contains("fail.test")),
+            "{err:?}"
+        );
+
+        let CaaAnswer::Records(records) = resolver.lookup_caa("caa.test").await.unwrap() else {
+            panic!("expected CAA records");
+        };
+        assert_eq!(
+            records,
+            vec![
+                CaaRecord::new(0, "issue", "ca.example.net"),
+                CaaRecord::new(128, "issue", ";"),
+            ]
+        );
+        assert!(records[1].critical());
+        assert_eq!(
+            resolver.lookup_caa("empty.test").await.unwrap(),
+            CaaAnswer::NoRecords
+        );
+        assert_eq!(
+            resolver.lookup_caa("nx.test").await.unwrap(),
+            CaaAnswer::NoRecords
+        );
+        let err = resolver.lookup_caa("fail.test").await.unwrap_err();
+        assert_eq!(err.problem_type(), "dns", "{err:?}");
+    }
 
     #[tokio::test]
     async fn ip_literals_resolve_to_themselves() {

@@ -73,6 +73,7 @@ fn redirect(to: &str) -> String {
 
 fn config(port: u16) -> VaConfig {
     VaConfig {
+        caa_identities: Vec::new(),
         http01_port: port,
         tls_alpn01_port: 443,
         redirect_ports: vec![port],

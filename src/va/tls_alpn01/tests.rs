@@ -220,6 +220,7 @@ impl Responder {
 
 fn config(port: u16) -> VaConfig {
     VaConfig {
+        caa_identities: Vec::new(),
         tls_alpn01_port: port,
         connect_timeout: Duration::from_millis(500),
         request_timeout: Duration::from_secs(3),
