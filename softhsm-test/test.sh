@@ -98,4 +98,16 @@ echo "revoked certificates on the CRL: $revoked"
 curl -sf -o "$scratch/root.crl" http://127.0.0.1:14090/crl/root.crl
 openssl crl -inform DER -in "$scratch/root.crl" -CAfile "$demo/trust-anchor.pem" -noout -verify
 
+stage "lint: a certificate for a public-looking name, both CAs and both CRLs (pkilint)"
+# The mock DNS answers every name with 127.0.0.1, so certbot can prove www.example.com.
+REQUESTS_CA_BUNDLE="$demo/trust-anchor.pem" certbot certonly -n --standalone \
+    --http-01-port 14080 --http-01-address 127.0.0.1 \
+    --server https://127.0.0.1:14000/directory -d www.example.com \
+    --agree-tos -m lint@example.org --no-eff-email \
+    --config-dir "$scratch/certbot" --work-dir "$scratch/certbot" --logs-dir "$scratch/certbot" \
+    > "$scratch/certbot.log" 2>&1 || { cat "$scratch/certbot.log"; exit 1; }
+"$here/lint.sh" --leaf "$scratch/certbot/live/www.example.com/cert.pem" \
+    --issuing "$demo/issuing-ca.pem" --root "$demo/trust-anchor.pem" \
+    --crl "$scratch/issuing.crl" --arl "$scratch/root.crl" --allow-host 127.0.0.1
+
 stage "all tests passed"

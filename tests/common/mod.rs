@@ -162,4 +162,5 @@ pub fn text(out: &Output) -> String {
     )
 }
 
+pub mod acme;
 pub mod net;
