@@ -107,6 +107,9 @@ pub async fn serve(config: Config, overrides: ServeOverrides) -> Result<(), Star
     let policy = Policy {
         allowed_domains: acme.allowed_domains.clone(),
         max_validity: u64::from(acme.validity_days) * 86_400,
+        wildcards: acme.wildcards,
+        wildcard_http01: acme.wildcard_http01,
+        ip_identifiers: acme.ip_identifiers,
         ..Policy::default()
     };
     let revocations = Arc::new(tokio::sync::Notify::new());
@@ -120,6 +123,9 @@ pub async fn serve(config: Config, overrides: ServeOverrides) -> Result<(), Star
         clock: Arc::clone(&clock),
         settings: RaSettings {
             account_url_prefix: crate::wfe::Urls::new(&server.base_url()).account_prefix(),
+            pre_authorization: acme.pre_authorization,
+            authz_reuse: acme.authz_reuse,
+            caa_recheck_age: acme.caa_recheck,
             ..RaSettings::default()
         },
         revocations: Arc::clone(&revocations),
@@ -282,7 +288,7 @@ fn load_issuer(
                 .map_err(|e| StartError(format!("{}: {e}", chain.display())))?,
         );
     }
-    Issuer::new(
+    let mut issuer = Issuer::new(
         ca.name.clone(),
         Arc::new(signer),
         cert,
@@ -292,7 +298,17 @@ fn load_issuer(
             distribution: config.distribution(&ca.name),
         },
     )
-    .map_err(|e| StartError(format!("CA {:?}: {e}", ca.name)))
+    .map_err(|e| StartError(format!("CA {:?}: {e}", ca.name)))?;
+    for path in &ca.alternate_chains {
+        let pem =
+            std::fs::read(path).map_err(|e| StartError(format!("{}: {e}", path.display())))?;
+        let chain = Certificate::load_pem_chain(&pem)
+            .map_err(|e| StartError(format!("{}: {e}", path.display())))?;
+        issuer
+            .add_alternate_chain(&chain)
+            .map_err(|e| StartError(format!("{}: {e}", path.display())))?;
+    }
+    Ok(issuer)
 }
 
 fn read_pem_certificate(path: &std::path::Path) -> Result<Certificate, String> {

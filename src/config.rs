@@ -94,6 +94,21 @@ struct RawAcme {
     caa_identities: Vec<String>,
     #[serde(default)]
     allowed_domains: Vec<String>,
+    #[serde(default = "yes")]
+    wildcards: bool,
+    #[serde(default)]
+    wildcard_http01: bool,
+    #[serde(default = "yes")]
+    ip_identifiers: bool,
+    #[serde(default = "yes")]
+    pre_authorization: bool,
+    #[serde(default)]
+    authz_reuse_hours: u32,
+    caa_recheck_hours: Option<u32>,
+}
+
+fn yes() -> bool {
+    true
 }
 
 #[derive(Deserialize)]
@@ -139,6 +154,8 @@ struct RawCa {
     chain: Option<PathBuf>,
     validity_days: Option<u32>,
     path_len: Option<u8>,
+    #[serde(default)]
+    alternate_chains: Vec<PathBuf>,
 }
 
 /// Who signs a CA's certificate.
@@ -177,6 +194,9 @@ pub struct CaConfig {
     pub validity: Duration,
     /// pathLenConstraint for a subordinate CA.
     pub path_len: Option<u8>,
+    /// Other chains to offer after a leaf (PEM files, e.g. through a cross-signed
+    /// certificate), as RFC 8555 §7.4.2 alternates.
+    pub alternate_chains: Vec<PathBuf>,
 }
 
 /// `[server]`: the HTTPS listener.
@@ -213,6 +233,18 @@ pub struct AcmeConfig {
     pub caa_identities: Vec<String>,
     /// Domains issued for (empty: any).
     pub allowed_domains: Vec<String>,
+    /// Accept `*.name` identifiers.
+    pub wildcards: bool,
+    /// Offer http-01 for wildcards too (a divergence; default off).
+    pub wildcard_http01: bool,
+    /// Accept `ip` identifiers.
+    pub ip_identifiers: bool,
+    /// Offer newAuthz.
+    pub pre_authorization: bool,
+    /// Reuse valid authorizations this long (zero: never).
+    pub authz_reuse: Duration,
+    /// Check CAA again at finalize for authorizations older than this.
+    pub caa_recheck: Duration,
 }
 
 /// `[publication]`: the plain-HTTP listener for CRLs and CA certificates, and the base URL
@@ -483,6 +515,20 @@ fn check_acme(raw: RawAcme, cas: &[CaConfig]) -> Result<AcmeConfig, String> {
             "[acme] validity_days = {validity_days} is not 1..=398"
         ));
     }
+    // CA/B Forum BR §3.2.2.8: CAA is checked within 8 hours before issuance.
+    let caa_recheck_hours = raw.caa_recheck_hours.unwrap_or(8);
+    if caa_recheck_hours > 8 {
+        return Err(format!(
+            "[acme] caa_recheck_hours = {caa_recheck_hours} exceeds the 8 hours the Baseline \
+             Requirements allow"
+        ));
+    }
+    if raw.authz_reuse_hours > 30 * 24 {
+        return Err(format!(
+            "[acme] authz_reuse_hours = {} exceeds 720 (30 days)",
+            raw.authz_reuse_hours
+        ));
+    }
     Ok(AcmeConfig {
         ca: raw.ca,
         validity_days,
@@ -495,6 +541,12 @@ fn check_acme(raw: RawAcme, cas: &[CaConfig]) -> Result<AcmeConfig, String> {
             .iter()
             .map(|d| d.to_ascii_lowercase())
             .collect(),
+        wildcards: raw.wildcards,
+        wildcard_http01: raw.wildcard_http01,
+        ip_identifiers: raw.ip_identifiers,
+        pre_authorization: raw.pre_authorization,
+        authz_reuse: Duration::from_secs(u64::from(raw.authz_reuse_hours) * 3600),
+        caa_recheck: Duration::from_secs(u64::from(caa_recheck_hours) * 3600),
     })
 }
 
@@ -558,6 +610,7 @@ fn check_cas(
             subject_text: ca.subject,
             certificate: resolve(&ca.certificate),
             chain: ca.chain.as_deref().map(resolve),
+            alternate_chains: ca.alternate_chains.iter().map(|p| resolve(p)).collect(),
             issuer,
             validity: Duration::from_secs(u64::from(days) * 86_400),
             path_len: ca.path_len,

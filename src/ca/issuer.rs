@@ -32,6 +32,7 @@ pub struct Issuer {
     signer: Arc<dyn Signer>,
     certificate: Certificate,
     chain_pem: String,
+    alternate_chains: Vec<String>,
     client_auth: bool,
     distribution: CheckedDistribution,
     key_identifier: Option<Vec<u8>>,
@@ -80,6 +81,7 @@ impl Issuer {
             signer,
             certificate,
             chain_pem,
+            alternate_chains: Vec::new(),
             client_auth: settings.client_auth,
             distribution: settings.distribution.checked()?,
         })
@@ -111,6 +113,41 @@ impl Issuer {
         self.key_identifier.as_deref()
     }
 
+    /// Adds an alternate chain (RFC 8555 §7.4.2): certificates served after a leaf instead
+    /// of the default chain, e.g. through a cross-signed certificate of this CA. The first
+    /// one must carry this CA's key, so every chain verifies the same leaf.
+    pub fn add_alternate_chain(&mut self, chain: &[Certificate]) -> Result<(), CaError> {
+        let first = chain
+            .first()
+            .ok_or_else(|| CaError::Invalid("an alternate chain is empty".into()))?;
+        if first.tbs_certificate().subject_public_key_info()
+            != self.certificate.tbs_certificate().subject_public_key_info()
+        {
+            return Err(CaError::Invalid(
+                "an alternate chain must start with a certificate for this CA's key".into(),
+            ));
+        }
+        let mut pem = String::new();
+        for cert in chain {
+            pem.push_str(&cert.to_pem(LineEnding::LF)?);
+        }
+        self.alternate_chains.push(pem);
+        Ok(())
+    }
+
+    /// The chains served after a leaf: 0 is the default, then the alternates.
+    pub fn chain_pem_at(&self, index: usize) -> Option<&str> {
+        match index {
+            0 => Some(&self.chain_pem),
+            n => self.alternate_chains.get(n - 1).map(String::as_str),
+        }
+    }
+
+    /// How many chains there are, the default included.
+    pub fn chain_count(&self) -> usize {
+        1 + self.alternate_chains.len()
+    }
+
     /// The PEM chain served after a leaf: this CA and any intermediates above it.
     pub fn chain_pem(&self) -> &str {
         &self.chain_pem
@@ -140,5 +177,92 @@ impl Issuer {
     /// Signs a prepared certificate on the token. Blocking.
     pub fn sign(&self, prepared: PreparedCertificate) -> Result<Certificate, CaError> {
         prepared.sign(self.signer.as_ref())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+    use der::Decode;
+    use x509_cert::ext::pkix::{CrlDistributionPoints, SubjectAltName};
+    use x509_cert::name::Name;
+
+    use super::*;
+    use crate::ca::distribution::Distribution;
+    use crate::ca::hierarchy::root_certificate;
+    use crate::ca::test_signer::SoftSigner;
+
+    fn unit_issuer() -> (Issuer, Arc<SoftSigner>) {
+        let signer = Arc::new(SoftSigner::new());
+        let name: Name = "CN=Unit Issuing,O=hsm-acme tests".parse().unwrap();
+        let cert = root_certificate(&name, Duration::from_secs(86_400), signer.as_ref()).unwrap();
+        let settings = IssuerSettings {
+            client_auth: false,
+            distribution: Distribution::under("http://pki.example.com", "unit"),
+        };
+        let issuer = Issuer::new("unit".into(), signer.clone(), cert, &[], settings).unwrap();
+        (issuer, signer)
+    }
+
+    #[test]
+    fn leaves_carry_names_only_in_a_critical_san_and_point_at_the_crl() {
+        let (issuer, _) = unit_issuer();
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        let prepared = issuer
+            .prepare(
+                vec!["www.example.com".into(), "*.example.com".into()],
+                vec!["192.0.2.7".parse().unwrap()],
+                issuer.signer().public_key().clone(),
+                now,
+                now + 3600,
+            )
+            .unwrap();
+        let cert = issuer.sign(prepared).unwrap();
+        let tbs = cert.tbs_certificate();
+        assert!(tbs.subject().is_empty());
+        let (critical, san) = tbs.get_extension::<SubjectAltName>().unwrap().unwrap();
+        assert!(critical, "an empty subject makes the SAN critical");
+        assert_eq!(san.0.len(), 3);
+        let (_, cdp) = tbs
+            .get_extension::<CrlDistributionPoints>()
+            .unwrap()
+            .unwrap();
+        let der = der::Encode::to_der(&cdp).unwrap();
+        let text = String::from_utf8_lossy(&der);
+        assert!(
+            text.contains("http://pki.example.com/crl/unit.crl"),
+            "{text}"
+        );
+        // The AKI is the issuer's SKI, which is what ARI CertIDs carry.
+        let id = crate::acme::ari::CertId::of(&cert).unwrap();
+        assert!(issuer.key_identifier_matches(&id.key_identifier));
+        assert!(!issuer.key_identifier_matches(b"other"));
+        let _ = Certificate::from_der(&der::Encode::to_der(&cert).unwrap()).unwrap();
+    }
+
+    #[test]
+    fn alternate_chains_must_carry_the_ca_key() {
+        let (mut issuer, _) = unit_issuer();
+        assert_eq!(issuer.chain_count(), 1);
+        assert!(issuer.chain_pem_at(1).is_none());
+        let own = issuer.certificate().clone();
+        issuer.add_alternate_chain(&[own]).unwrap();
+        assert_eq!(issuer.chain_count(), 2);
+        assert!(
+            issuer
+                .chain_pem_at(1)
+                .unwrap()
+                .contains("BEGIN CERTIFICATE")
+        );
+        let (other, _) = unit_issuer();
+        let err = issuer
+            .add_alternate_chain(&[other.certificate().clone()])
+            .unwrap_err();
+        assert!(err.to_string().contains("this CA's key"), "{err}");
+        assert!(issuer.add_alternate_chain(&[]).is_err());
     }
 }

@@ -13,6 +13,8 @@ pub mod issuer;
 pub mod leaf;
 pub mod profile;
 pub mod serial;
+#[cfg(test)]
+pub(crate) mod test_signer;
 pub mod verify;
 pub mod x509;
 

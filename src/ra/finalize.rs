@@ -292,11 +292,13 @@ impl Ra {
         .await
     }
 
-    /// The certificate chain for `serial` (RFC 8555 §7.4.2): leaf first, then its issuers.
+    /// The certificate chain for `serial` (RFC 8555 §7.4.2): leaf first, then its issuers;
+    /// `index` 0 is the default chain, the others the configured alternates.
     pub async fn certificate_chain(
         &self,
         account: &AccountRecord,
         serial: &str,
+        index: usize,
     ) -> Result<String, Error> {
         let serial = serial.to_owned();
         let account = account.clone();
@@ -314,7 +316,12 @@ impl Ra {
         let mut pem = cert
             .to_pem(LineEnding::LF)
             .map_err(|e| Error::internal(e.to_string()))?;
-        pem.push_str(self.inner.issuer.chain_pem());
+        let chain = self
+            .inner
+            .issuer
+            .chain_pem_at(index)
+            .ok_or_else(|| Error::not_found("no such alternate chain"))?;
+        pem.push_str(chain);
         Ok(pem)
     }
 }

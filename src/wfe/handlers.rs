@@ -70,6 +70,7 @@ impl Wfe {
                 | ["acme", "authz", _]
                 | ["acme", "chall", _, _]
                 | ["acme", "cert", _]
+                | ["acme", "cert", _, _]
         );
         if !known {
             return Err(Error::not_found(format!("no resource at {url}")));
@@ -87,7 +88,8 @@ impl Wfe {
             ["acme", "order", id, "finalize"] => self.finalize(verified, id).await,
             ["acme", "authz", id] => self.authz(verified, id).await,
             ["acme", "chall", authz, kind] => self.challenge(verified, authz, kind).await,
-            ["acme", "cert", serial] => self.certificate(verified, serial).await,
+            ["acme", "cert", serial] => self.certificate(verified, serial, "0").await,
+            ["acme", "cert", serial, index] => self.certificate(verified, serial, index).await,
             _ => Err(Error::not_found(format!("no resource at {url}"))),
         }
     }
@@ -304,13 +306,30 @@ impl Wfe {
         Ok(reply)
     }
 
-    async fn certificate(&self, verified: Verified, serial: &str) -> Result<Reply, Error> {
+    /// RFC 8555 §7.4.2: the default chain at the certificate URL, each alternate at
+    /// `/{n}`, and every response links the other chains with `rel="alternate"`.
+    async fn certificate(
+        &self,
+        verified: Verified,
+        serial: &str,
+        index: &str,
+    ) -> Result<Reply, Error> {
         post_as_get(&verified)?;
+        let index: usize = index
+            .parse()
+            .map_err(|_| Error::not_found("no such alternate chain"))?;
         let pem = self
             .ra
-            .certificate_chain(verified.account()?, serial)
+            .certificate_chain(verified.account()?, serial, index)
             .await?;
         let mut reply = Reply::empty(StatusCode::OK);
+        for other in (0..self.ra.issuer().chain_count()).filter(|n| *n != index) {
+            let url = match other {
+                0 => self.urls.certificate(serial),
+                n => format!("{}/{n}", self.urls.certificate(serial)),
+            };
+            reply = reply.link(&url, "alternate");
+        }
         reply.body = pem.into_bytes().into();
         reply.content_type = "application/pem-certificate-chain";
         Ok(reply)
