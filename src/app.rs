@@ -99,7 +99,7 @@ pub async fn serve(config: Config, overrides: ServeOverrides) -> Result<(), Star
         redirect_ports: validation.redirect_ports.clone(),
         ..VaConfig::default()
     };
-    let resolver = DnsResolver::new(validation.dns_resolver)
+    let resolver = DnsResolver::with_dnssec(validation.dns_resolver, &validation.dnssec)
         .map_err(|e| StartError(format!("DNS resolver: {e}")))?;
     let validator = Arc::new(Va::new(va_config, Arc::new(resolver)));
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);

@@ -17,6 +17,7 @@ use x509_cert::name::Name;
 use crate::ca::distribution::Distribution;
 use crate::hsm::uri::Pkcs11Uri;
 use crate::hsm::{KeyType, Pkcs11Profile, RsaPadding, TokenSelector, TokenSettings};
+use crate::va::resolver::Dnssec;
 
 /// Default number of worker sessions on the token.
 const DEFAULT_SESSIONS: usize = 4;
@@ -125,6 +126,9 @@ struct RawValidation {
     http01_port: Option<u16>,
     tls_alpn01_port: Option<u16>,
     dns_resolver: Option<SocketAddr>,
+    #[serde(default)]
+    dnssec: bool,
+    dnssec_trust_anchor: Option<PathBuf>,
     redirect_ports: Option<Vec<u16>>,
 }
 
@@ -268,6 +272,8 @@ pub struct ValidationConfig {
     pub tls_alpn01_port: u16,
     /// DNS resolver for validation (default: the system's).
     pub dns_resolver: Option<SocketAddr>,
+    /// DNSSEC validation of every answer used for validation and CAA.
+    pub dnssec: Dnssec,
     /// Ports a redirect may lead to.
     pub redirect_ports: Vec<u16>,
 }
@@ -382,12 +388,18 @@ impl Config {
                 http01_port: 80,
                 tls_alpn01_port: 443,
                 dns_resolver: None,
+                dnssec: Dnssec::Off,
                 redirect_ports: vec![80, 443],
             },
             |v| ValidationConfig {
                 http01_port: v.http01_port.unwrap_or(80),
                 tls_alpn01_port: v.tls_alpn01_port.unwrap_or(443),
                 dns_resolver: v.dns_resolver,
+                dnssec: match (v.dnssec, v.dnssec_trust_anchor) {
+                    (_, Some(anchor)) => Dnssec::TrustAnchor(resolve(&anchor)),
+                    (true, None) => Dnssec::Root,
+                    (false, None) => Dnssec::Off,
+                },
                 redirect_ports: v.redirect_ports.unwrap_or_else(|| vec![80, 443]),
             },
         );

@@ -18,6 +18,7 @@ use hickory_resolver::config::{
 };
 use hickory_resolver::net::NetError;
 use hickory_resolver::net::runtime::TokioRuntimeProvider;
+use hickory_resolver::proto::dnssec::TrustAnchors;
 use hickory_resolver::proto::rr::{RData, RecordType};
 
 use super::ValidationFailure;
@@ -110,9 +111,27 @@ impl fmt::Debug for DnsResolver {
     }
 }
 
+/// Whether answers must be DNSSEC-validated (RFC 4035), and against which trust anchor.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum Dnssec {
+    /// Answers are taken as the resolver gives them.
+    #[default]
+    Off,
+    /// Validated up to the IANA root key built into hickory.
+    Root,
+    /// Validated up to the DNSKEY records in this file (a private root or island).
+    TrustAnchor(std::path::PathBuf),
+}
+
 impl DnsResolver {
     /// A resolver asking only `server` (UDP, then TCP), or the system's resolvers.
     pub fn new(server: Option<SocketAddr>) -> Result<Self, String> {
+        Self::with_dnssec(server, &Dnssec::Off)
+    }
+
+    /// As [`DnsResolver::new`], validating answers per `dnssec`: a bogus answer then fails
+    /// the lookup (a `dns` problem) instead of being believed.
+    pub fn with_dnssec(server: Option<SocketAddr>, dnssec: &Dnssec) -> Result<Self, String> {
         let mut builder = match server {
             Some(addr) => {
                 let mut udp = ConnectionConfig::udp();
@@ -133,6 +152,22 @@ impl DnsResolver {
         if server.is_some() {
             // A configured server is the whole truth; /etc/hosts must not answer instead.
             options.use_hosts_file = ResolveHosts::Never;
+        }
+        match dnssec {
+            Dnssec::Off => {}
+            Dnssec::Root => options.validate = true,
+            Dnssec::TrustAnchor(path) => {
+                options.validate = true;
+                let anchors = TrustAnchors::from_file(path)
+                    .map_err(|e| format!("DNSSEC trust anchor {}: {e}", path.display()))?;
+                if anchors.is_empty() {
+                    return Err(format!(
+                        "DNSSEC trust anchor {}: no DNSKEY records",
+                        path.display()
+                    ));
+                }
+                builder = builder.with_trust_anchor(std::sync::Arc::new(anchors));
+            }
         }
         Ok(Self {
             inner: builder.build().map_err(|e| e.to_string())?,
@@ -286,6 +321,27 @@ mod tests {
         addr
     }
 
+    /// The mock zone is unsigned and the mock has no root DNSKEY: with validation on, its
+    /// answers cannot be proven and must not be believed.
+    #[tokio::test]
+    async fn with_dnssec_unprovable_answers_are_refused() {
+        let server = Some(mock_dns().await);
+        let plain = DnsResolver::new(server).unwrap();
+        assert!(
+            !plain
+                .lookup_txt("_acme-challenge.ok.test")
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        let validating = DnsResolver::with_dnssec(server, &Dnssec::Root).unwrap();
+        let result = validating.lookup_txt("_acme-challenge.ok.test").await;
+        assert!(
+            matches!(&result, Err(ValidationFailure::Dns(m)) if m.contains("DNSSEC")),
+            "{result:?}"
+        );
+    }
+
     #[tokio::test]
     async fn txt_and_caa_lookups_against_a_dns_server() {
         let resolver = DnsResolver::new(Some(mock_dns().await)).unwrap();
@@ -338,5 +394,23 @@ mod tests {
             resolver.lookup_ip("::1").await.unwrap(),
             vec!["::1".parse::<IpAddr>().unwrap()]
         );
+    }
+}
+
+#[cfg(test)]
+mod dnssec_tests {
+    use super::*;
+
+    #[test]
+    fn a_trust_anchor_must_exist_and_hold_keys() {
+        let missing = Dnssec::TrustAnchor("/nonexistent/anchor.zone".into());
+        let err =
+            DnsResolver::with_dnssec(Some("127.0.0.1:53".parse().unwrap()), &missing).unwrap_err();
+        assert!(err.contains("/nonexistent/anchor.zone"), "{err}");
+        let dir = tempfile::tempdir().unwrap();
+        let empty = dir.path().join("empty.zone");
+        std::fs::write(&empty, "").unwrap();
+        let err = DnsResolver::with_dnssec(None, &Dnssec::TrustAnchor(empty)).unwrap_err();
+        assert!(err.contains("no DNSKEY"), "{err}");
     }
 }
