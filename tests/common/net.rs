@@ -1,5 +1,6 @@
 //! Network helpers for end-to-end tests: a mock DNS that answers every A query with
-//! 127.0.0.1, an http-01 responder, and the server as a child process.
+//! 127.0.0.1 (and CAA for `caa-forbidden.*`), an http-01 responder, and the server as a
+//! child process.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::HashMap;
@@ -9,6 +10,9 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use hickory_resolver::proto::op::{Message, ResponseCode};
+use hickory_resolver::proto::rr::rdata::{A, CAA};
+use hickory_resolver::proto::rr::{Name, RData, Record, RecordType};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, UdpSocket};
 
@@ -22,12 +26,13 @@ pub fn free_port() -> u16 {
 }
 
 /// A DNS server on 127.0.0.1 (UDP) that answers every A query with 127.0.0.1 and every
-/// other query with no records, like pebble-challtestsrv's default.
+/// other query with no records, like pebble-challtestsrv's default; except that names
+/// starting `caa-forbidden.` carry `CAA 0 issue "other-ca.example"`.
 pub async fn mock_dns() -> SocketAddr {
     let socket = UdpSocket::bind("127.0.0.1:0").await.unwrap();
     let addr = socket.local_addr().unwrap();
     tokio::spawn(async move {
-        let mut buf = [0u8; 512];
+        let mut buf = [0u8; 1500];
         loop {
             let Ok((len, peer)) = socket.recv_from(&mut buf).await else {
                 return;
@@ -40,28 +45,28 @@ pub async fn mock_dns() -> SocketAddr {
     addr
 }
 
-/// RFC 1035 §4.1: header, the question copied back, one A answer for type A queries.
 fn dns_answer(query: &[u8]) -> Option<Vec<u8>> {
-    if query.len() < 12 {
-        return None;
+    let query = Message::from_vec(query).ok()?;
+    let question = query.queries.first()?.clone();
+    let mut answer = Message::response(query.metadata.id, query.metadata.op_code);
+    answer.metadata.recursion_desired = true;
+    answer.metadata.recursion_available = true;
+    answer.add_query(question.clone());
+    let name = question.name().to_ascii().to_ascii_lowercase();
+    let data = match question.query_type() {
+        RecordType::A => Some(RData::A(A::new(127, 0, 0, 1))),
+        RecordType::CAA if name.starts_with("caa-forbidden.") => Some(RData::CAA(CAA::new_issue(
+            false,
+            Some(Name::from_ascii("other-ca.example").ok()?),
+            Vec::new(),
+        ))),
+        _ => None,
+    };
+    if let Some(data) = data {
+        answer.add_answer(Record::from_rdata(question.name().clone(), 60, data));
     }
-    // End of the question: QNAME labels, then QTYPE and QCLASS.
-    let mut i = 12;
-    while *query.get(i)? != 0 {
-        i += 1 + usize::from(query[i]);
-    }
-    let qtype = u16::from_be_bytes([*query.get(i + 1)?, *query.get(i + 2)?]);
-    let question_end = i + 5;
-    let is_a = qtype == 1;
-    let mut out = Vec::with_capacity(question_end + 16);
-    out.extend_from_slice(&query[..2]); // id
-    out.extend_from_slice(&[0x81, 0x80]); // response, recursion desired + available, NOERROR
-    out.extend_from_slice(&[0, 1, 0, u8::from(is_a), 0, 0, 0, 0]);
-    out.extend_from_slice(query.get(12..question_end)?);
-    if is_a {
-        out.extend_from_slice(&[0xc0, 0x0c, 0, 1, 0, 1, 0, 0, 0, 0, 0, 4, 127, 0, 0, 1]);
-    }
-    Some(out)
+    answer.metadata.response_code = ResponseCode::NoError;
+    answer.to_vec().ok()
 }
 
 /// Tokens the http-01 responder serves: token → body.

@@ -1,0 +1,115 @@
+//! Validation rules end to end, over real HTTPS against a SoftHSM token: IP identifiers
+//! (RFC 8738), CAA refusing issuance (RFC 8659), and authorization deactivation (RFC 8555
+//! §7.5.2) making the order invalid.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::net::{IpAddr, Ipv4Addr};
+
+use common::acme::{new_account, openssl, order, setup};
+use common::net::free_port;
+use instant_acme::{
+    AuthorizationStatus, ChallengeType, Identifier, NewOrder, OrderStatus, RetryPolicy,
+};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_ip_address_is_validated_over_http01_and_lands_in_an_ip_san() {
+    let s = setup("").await;
+    let port = free_port();
+    let _server = s.start(port);
+    let directory = format!("https://127.0.0.1:{port}/directory");
+    let (account, _) = new_account(&s.root(), &directory).await;
+
+    let ip = IpAddr::V4(Ipv4Addr::LOCALHOST);
+    let identifiers = [Identifier::Ip(ip)];
+    let mut order = account
+        .new_order(&NewOrder::new(&identifiers))
+        .await
+        .unwrap();
+    let mut authorizations = order.authorizations();
+    while let Some(result) = authorizations.next().await {
+        let mut authz = result.unwrap();
+        // RFC 8738 §7: never dns-01 for an address.
+        let offered: Vec<ChallengeType> =
+            authz.challenges.iter().map(|c| c.r#type.clone()).collect();
+        assert!(!offered.contains(&ChallengeType::Dns01), "{offered:?}");
+        let mut challenge = authz.challenge(ChallengeType::Http01).unwrap();
+        let key_authorization = challenge.key_authorization().as_str().to_owned();
+        s.tokens
+            .lock()
+            .unwrap()
+            .insert(challenge.token.clone(), key_authorization);
+        challenge.set_ready().await.unwrap();
+    }
+    assert_eq!(
+        order.poll_ready(&RetryPolicy::default()).await.unwrap(),
+        OrderStatus::Ready
+    );
+    order.finalize().await.unwrap();
+    let chain = order
+        .poll_certificate(&RetryPolicy::default())
+        .await
+        .unwrap();
+    let path = s.token.dir.join("ip.pem");
+    std::fs::write(&path, chain).unwrap();
+    let text = openssl(&["x509", "-noout", "-text", "-in"], Some(&path));
+    assert!(text.contains("IP Address:127.0.0.1"), "{text}");
+    assert!(!text.contains("DNS:"), "{text}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn caa_for_another_ca_makes_the_challenge_invalid_with_a_caa_problem() {
+    let s = setup("").await;
+    let port = free_port();
+    let _server = s.start(port);
+    let directory = format!("https://127.0.0.1:{port}/directory");
+    let (account, _) = new_account(&s.root(), &directory).await;
+
+    // The http-01 answer is right; only CAA stands in the way.
+    let (mut refused, failures) = order(
+        &account,
+        &s.tokens,
+        &["caa-forbidden.validation.test"],
+        |ka| ka.to_owned(),
+    )
+    .await;
+    assert_eq!(failures.len(), 1, "{failures:?}");
+    assert!(failures[0].contains("caa"), "{failures:?}");
+    let state = refused.refresh().await.unwrap();
+    assert_eq!(state.status, OrderStatus::Invalid);
+    let error = format!("{:?}", state.error);
+    assert!(error.contains("other-ca.example"), "{error}");
+
+    // A name without CAA records is issued as usual.
+    let (mut allowed, failures) = order(&account, &s.tokens, &["caa-free.validation.test"], |ka| {
+        ka.to_owned()
+    })
+    .await;
+    assert!(failures.is_empty(), "{failures:?}");
+    assert_eq!(
+        allowed.poll_ready(&RetryPolicy::default()).await.unwrap(),
+        OrderStatus::Ready
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deactivated_authorization_makes_its_order_invalid() {
+    let s = setup("").await;
+    let port = free_port();
+    let _server = s.start(port);
+    let directory = format!("https://127.0.0.1:{port}/directory");
+    let (account, _) = new_account(&s.root(), &directory).await;
+
+    let identifiers = [Identifier::Dns("deactivate.validation.test".into())];
+    let mut order = account
+        .new_order(&NewOrder::new(&identifiers))
+        .await
+        .unwrap();
+    let mut authorizations = order.authorizations();
+    let mut authz = authorizations.next().await.unwrap().unwrap();
+    assert_eq!(authz.status, AuthorizationStatus::Pending);
+    let state = authz.deactivate().await.unwrap();
+    assert_eq!(state.status, AuthorizationStatus::Deactivated);
+    assert_eq!(order.refresh().await.unwrap().status, OrderStatus::Invalid);
+}
