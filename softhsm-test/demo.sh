@@ -130,6 +130,8 @@ if ! grep -q '^\[server\]' "$config"; then
 listen = "127.0.0.1:8443"
 tls_names = ["127.0.0.1", "localhost"]
 tls_certificate = "server-tls.pem"
+# `hsm-acme revoke` reaches the running server here (mode 0600).
+admin_socket = "admin.sock"
 
 [acme]
 ca = "issuing"

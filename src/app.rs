@@ -136,6 +136,7 @@ pub async fn serve(config: Config, overrides: ServeOverrides) -> Result<(), Star
 
     let tls_config = server_tls(&server, &token, &issuer, acme.validity_days)?;
     let base_url = server.base_url();
+    let admin_ra = ra.clone();
     let wfe = Wfe::new(
         ra,
         WfeSettings {
@@ -159,6 +160,7 @@ pub async fn serve(config: Config, overrides: ServeOverrides) -> Result<(), Star
             let _ = rx.wait_for(|stop| *stop).await;
         }
     };
+    let mut publisher_handle = None;
     if let Some(publication) = &publication {
         let authorities = crl_authorities(&config, &token, &issuer);
         let publisher = Publisher::new(
@@ -169,8 +171,10 @@ pub async fn serve(config: Config, overrides: ServeOverrides) -> Result<(), Star
             publication.crl_lifetime,
         )
         .map_err(|e| StartError(format!("publication: {}", e.detail)))?;
+        // Signed afresh at every start: a revocation committed just before a crash (kill -9
+        // inside the debounce) is then on the CRL without waiting for the schedule.
         publisher
-            .refresh_all(false)
+            .refresh_all(true)
             .await
             .map_err(|e| StartError(format!("signing the CRLs: {}", e.detail)))?;
         tokio::spawn(Arc::clone(&publisher).run(revocations, stopped()));
@@ -179,8 +183,26 @@ pub async fn serve(config: Config, overrides: ServeOverrides) -> Result<(), Star
                 .await
                 .map_err(|e| StartError(format!("listening on {listen}: {e}")))?;
             tracing::info!(%listen, base_url = %publication.base_url, "publishing CRLs and CA certificates");
-            tokio::spawn(publication::serve(plain, publisher, stopped()));
+            tokio::spawn(publication::serve(plain, Arc::clone(&publisher), stopped()));
         }
+        publisher_handle = Some(publisher);
+    }
+    if let Some(path) = server.admin_socket.clone() {
+        let shutdown = stopped();
+        // Wait until it is bound (or has failed, which is logged), so an operator command
+        // right after start-up finds it.
+        let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
+        tokio::spawn(async move {
+            let result = crate::ops::admin::serve(&path, admin_ra, publisher_handle, async {
+                let _ = ready_tx.send(());
+                shutdown.await;
+            })
+            .await;
+            if let Err(e) = result {
+                tracing::error!(path = %path.display(), error = %e, "admin socket failed");
+            }
+        });
+        let _ = ready_rx.await;
     }
 
     tracing::info!(listen = %server.listen, directory = %format!("{base_url}/directory"),

@@ -80,6 +80,7 @@ struct RawServer {
     tls_key_label: Option<String>,
     tls_certificate: PathBuf,
     tls_key_file: Option<PathBuf>,
+    admin_socket: Option<PathBuf>,
 }
 
 #[derive(Deserialize)]
@@ -218,6 +219,9 @@ pub struct ServerConfig {
     pub tls_certificate: PathBuf,
     /// An operator-managed key file; then `tls_certificate` is operator-managed too.
     pub tls_key_file: Option<PathBuf>,
+    /// A Unix socket (mode 0600) on which `serve` takes operator commands such as
+    /// `hsm-acme revoke` while it runs.
+    pub admin_socket: Option<PathBuf>,
 }
 
 /// `[acme]`: the ACME profile.
@@ -514,6 +518,7 @@ fn check_server(
         tls_key_label: raw.tls_key_label.unwrap_or_else(|| "hsm-acme-tls".into()),
         tls_certificate: resolve(&raw.tls_certificate),
         tls_key_file: raw.tls_key_file.as_deref().map(resolve),
+        admin_socket: raw.admin_socket.as_deref().map(resolve),
     })
 }
 

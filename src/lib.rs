@@ -13,6 +13,7 @@ pub mod clock;
 pub mod config;
 pub mod error;
 pub mod hsm;
+pub mod ops;
 pub mod policy;
 pub mod publish;
 pub mod ra;

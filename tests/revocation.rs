@@ -235,3 +235,99 @@ async fn key_rollover_moves_the_account_to_the_new_key() {
     };
     assert!(format!("{err:?}").contains("does not verify"), "{err:?}");
 }
+
+/// Issues a certificate for `name`; returns it parsed and its serial as openssl prints it.
+async fn issue(
+    account: &Account,
+    tokens: &common::net::Tokens,
+    name: &str,
+) -> (Certificate, String) {
+    let (mut order, failures) = order(account, tokens, &[name], |ka| ka.to_owned()).await;
+    assert!(failures.is_empty(), "{failures:?}");
+    order.poll_ready(&RetryPolicy::default()).await.unwrap();
+    order.finalize().await.unwrap();
+    let chain = order
+        .poll_certificate(&RetryPolicy::default())
+        .await
+        .unwrap();
+    let leaf = Certificate::load_pem_chain(chain.as_bytes())
+        .unwrap()
+        .remove(0);
+    let serial = leaf
+        .tbs_certificate()
+        .serial_number()
+        .as_bytes()
+        .iter()
+        .map(|b| format!("{b:02X}"))
+        .collect::<String>();
+    (leaf, serial)
+}
+
+/// The serials (upper-case hex, as openssl prints them) on the CRL at `url`.
+fn crl_serials(url: &str, dir: &Path) -> String {
+    let path = dir.join("fetched.crl");
+    assert!(fetch(url, &path), "{url}");
+    openssl(
+        &["crl", "-inform", "DER", "-noout", "-text", "-in"],
+        Some(&path),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_operator_revokes_through_the_admin_socket_and_offline() {
+    let publication = free_port();
+    let s = setup(&format!(
+        "\n[publication]\nlisten = \"127.0.0.1:{publication}\"\n"
+    ))
+    .await;
+    let port = free_port();
+    let server = s.start(port);
+    let directory = format!("https://127.0.0.1:{port}/directory");
+    let (account, _) = new_account(&s.root(), &directory).await;
+    let (_, first) = issue(&account, &s.tokens, "admin1.crl.test").await;
+    let (_, second) = issue(&account, &s.tokens, "admin2.crl.test").await;
+    let crl_url = format!("http://127.0.0.1:{publication}/crl/issuing.crl");
+
+    // While serving: through the admin socket, and the CRL is re-signed before it answers.
+    let out = s
+        .token
+        .hsm_acme(&s.config, &["revoke", "--serial", &first, "--reason", "4"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("revoked certificate"), "{}", text(&out));
+    assert!(crl_serials(&crl_url, &s.token.dir).contains(&first));
+    let out = s
+        .token
+        .hsm_acme(&s.config, &["revoke", "--serial", &first, "--reason", "4"]);
+    assert!(!out.status.success());
+    assert!(text(&out).contains("already revoked"), "{}", text(&out));
+    let out = s
+        .token
+        .hsm_acme(&s.config, &["revoke", "--serial", &second, "--reason", "7"]);
+    assert!(!out.status.success());
+    assert!(text(&out).contains("reason code 7"), "{}", text(&out));
+
+    // Stopped: the state file directly; `crl` writes the next CRL with both entries...
+    server.kill();
+    let out = s
+        .token
+        .hsm_acme(&s.config, &["revoke", "--serial", &second, "--reason", "1"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let written = s.token.dir.join("written.crl");
+    let out = s.token.hsm_acme(
+        &s.config,
+        &["crl", "--ca", "issuing", "--out", written.to_str().unwrap()],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let listed = openssl(&["crl", "-noout", "-text", "-in"], Some(&written));
+    assert!(
+        listed.contains(&first) && listed.contains(&second),
+        "{listed}"
+    );
+    // ...and after a restart the server publishes them too.
+    let _server = s.start(port);
+    let served = crl_serials(&crl_url, &s.token.dir);
+    assert!(
+        served.contains(&first) && served.contains(&second),
+        "{served}"
+    );
+}

@@ -41,7 +41,8 @@ pub enum Command {
     Ca(CaCommand),
     /// Check the configuration file without touching the token.
     CheckConfig,
-    /// Revoke a certificate and sign the CA's next CRL (with `serve` stopped).
+    /// Revoke a certificate and sign the CA's next CRL (through the running server's admin
+    /// socket, or directly with `serve` stopped).
     Revoke {
         /// The serial number in hex, as in the certificate's ACME URL.
         #[arg(long)]

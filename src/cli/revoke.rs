@@ -1,6 +1,6 @@
 //! `hsm-acme revoke` and `hsm-acme crl`: the operator's revocation and an on-demand CRL,
-//! signed on the token. Both open the state file, so they run while `serve` is stopped
-//! (redb allows one process at a time); a running server publishes its own CRLs.
+//! signed on the token. While `serve` runs, `revoke` goes through its admin socket;
+//! otherwise both open the state file themselves (redb admits one process at a time).
 
 use std::path::Path;
 use std::sync::Arc;
@@ -12,6 +12,7 @@ use super::CliError;
 use super::ca::read_certificate;
 use crate::config::Config;
 use crate::hsm::Pkcs11Token;
+use crate::ops::admin::{self, AdminRequest};
 use crate::publish::{CrlAuthority, sign_offline};
 use crate::ra::{Revoker, check_reason, revoke_in};
 use crate::store::Store;
@@ -26,7 +27,8 @@ fn open_store(config: &Config) -> Result<Store, CliError> {
         .ok_or_else(|| CliError::msg("the configuration has no [storage] path"))?;
     Store::open(path).map_err(|e| {
         CliError::msg(format!(
-            "{e}\n(is `hsm-acme serve` running on this state file? stop it first)"
+            "{e}\n(is `hsm-acme serve` running on this state file? give it [server] \
+             admin_socket for `revoke`, or stop it first)"
         ))
     })
 }
@@ -54,6 +56,25 @@ fn crl_lifetime(config: &Config) -> Duration {
 
 /// Revokes `serial` (hex, as in certificate URLs) and signs the CA's next CRL.
 pub(super) fn revoke(config: &Config, serial: &str, reason: i64) -> Result<(), CliError> {
+    let socket = config
+        .server
+        .as_ref()
+        .and_then(|s| s.admin_socket.as_deref());
+    if let Some(socket) = socket {
+        let request = AdminRequest::Revoke {
+            serial: serial.to_owned(),
+            reason,
+        };
+        if let Some(answer) = admin::send(socket, &request) {
+            let answer = answer.map_err(CliError::msg)?;
+            return if answer.ok {
+                println!("{}", answer.message);
+                Ok(())
+            } else {
+                Err(CliError::msg(answer.message))
+            };
+        }
+    }
     let reason =
         check_reason(Some(reason), &Revoker::Operator).map_err(|e| CliError::msg(e.detail))?;
     let store = open_store(config)?;

@@ -114,6 +114,8 @@ pub fn revoke_in(
     reason: u8,
     now: u64,
 ) -> Result<CertRecord, Error> {
+    // Serials are stored as lower-case hex; operators paste them as openssl prints them.
+    let serial = &serial.to_ascii_lowercase();
     let mut record: CertRecord = tx
         .get(serial)?
         .ok_or_else(|| Error::not_found(format!("certificate {serial} was not issued here")))?;
@@ -196,7 +198,7 @@ impl Ra {
         reason: u8,
     ) -> Result<CertRecord, Error> {
         let now = self.now();
-        let serial = serial.to_ascii_lowercase();
+        let serial = serial.to_owned();
         let revoked = self
             .write(move |tx| revoke_in(tx, &revoker, &serial, der.as_deref(), reason, now))
             .await?;

@@ -29,6 +29,7 @@ sessions = 4
 listen = "127.0.0.1:8443"
 tls_names = ["127.0.0.1", "localhost"]
 tls_certificate = "tls.pem"
+admin_socket = "admin.sock"
 
 [acme]
 ca = "issuing"

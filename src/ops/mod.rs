@@ -1,0 +1,3 @@
+//! Operating the running service: the operator's admin socket.
+
+pub mod admin;
