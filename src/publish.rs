@@ -198,32 +198,16 @@ impl Publisher {
         let revoked = tokio::task::spawn_blocking(move || store.reader().revoked_of(&name))
             .await
             .map_err(|e| Error::internal(e.to_string()))??;
-        let entries = entries(&revoked)?;
-        let this_update = now.saturating_sub(BACKDATE);
-        let next_update = now + self.lifetime.as_secs();
-        let (certificate, signer) = (ca.certificate.clone(), Arc::clone(&ca.signer));
-        let der = self
+        let (ca_owned, lifetime) = (ca.clone(), self.lifetime);
+        let record = self
             .runner
             .run(move || {
-                let request = CrlRequest {
-                    number,
-                    this_update: UNIX_EPOCH + Duration::from_secs(this_update),
-                    next_update: UNIX_EPOCH + Duration::from_secs(next_update),
-                    entries: &entries,
-                };
-                sign_crl(&certificate, signer.as_ref(), &request).map_err(|e| match e {
+                signed_record(&ca_owned, number, now, lifetime, &revoked).map_err(|e| match e {
                     CaError::Token(t) => t,
                     other => crate::hsm::TokenError::Malformed(other.to_string()),
                 })
             })
             .await?;
-        let record = CrlRecord {
-            ca: ca.name.clone(),
-            number,
-            this_update,
-            next_update,
-            der,
-        };
         let stored = record.clone();
         let store = self.store.clone();
         tokio::task::spawn_blocking(move || {
@@ -268,7 +252,34 @@ impl Publisher {
     }
 }
 
-/// The CRL `ca` would publish for `records` at `now`, for `hsm-acme crl` (blocking).
+/// CRL number `number` of `ca` at `now` (Unix seconds) listing the revoked ones among
+/// `records`, signed on the token. Blocking.
+fn signed_record(
+    ca: &CrlAuthority,
+    number: u64,
+    now: u64,
+    lifetime: Duration,
+    records: &[CertRecord],
+) -> Result<CrlRecord, CaError> {
+    let entries = entries(records).map_err(|e| CaError::Invalid(e.detail))?;
+    let (this_update, next_update) = (now.saturating_sub(BACKDATE), now + lifetime.as_secs());
+    let request = CrlRequest {
+        number,
+        this_update: UNIX_EPOCH + Duration::from_secs(this_update),
+        next_update: UNIX_EPOCH + Duration::from_secs(next_update),
+        entries: &entries,
+    };
+    Ok(CrlRecord {
+        ca: ca.name.clone(),
+        number,
+        this_update,
+        next_update,
+        der: sign_crl(&ca.certificate, ca.signer.as_ref(), &request)?,
+    })
+}
+
+/// Signs and stores the next CRL of `ca`, for `hsm-acme revoke` and `hsm-acme crl` while
+/// the server is stopped (blocking).
 pub fn sign_offline(
     ca: &CrlAuthority,
     store: &Store,
@@ -283,23 +294,8 @@ pub fn sign_offline(
     let number = reader
         .get::<CrlRecord>(&ca.name)?
         .map_or(1, |r| r.number + 1);
-    let entries = entries(&reader.revoked_of(&ca.name)?)?;
-    let (this_update, next_update) = (now.saturating_sub(BACKDATE), now + lifetime.as_secs());
-    let request = CrlRequest {
-        number,
-        this_update: UNIX_EPOCH + Duration::from_secs(this_update),
-        next_update: UNIX_EPOCH + Duration::from_secs(next_update),
-        entries: &entries,
-    };
-    let der = sign_crl(&ca.certificate, ca.signer.as_ref(), &request)
+    let record = signed_record(ca, number, now, lifetime, &reader.revoked_of(&ca.name)?)
         .map_err(|e| Error::internal(e.to_string()))?;
-    let record = CrlRecord {
-        ca: ca.name.clone(),
-        number,
-        this_update,
-        next_update,
-        der,
-    };
     let stored = record.clone();
     store.write(move |tx| {
         tx.put(&stored)?;

@@ -43,32 +43,26 @@ fn cert_id(cert: &Certificate) -> CertificateIdentifier<'static> {
     CertificateIdentifier::new(key_id.as_bytes().into(), serial.into()).into_owned()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_revoked_certificate_is_on_the_crl_at_its_distribution_point() {
+/// A test CA with a publication listener; returns it and the listener's port.
+async fn setup_with_publication() -> (common::acme::Setup, u16) {
     let publication = free_port();
     let s = setup(&format!(
         "\n[publication]\nlisten = \"127.0.0.1:{publication}\"\n"
     ))
     .await;
+    (s, publication)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revoked_certificate_is_on_the_crl_at_its_distribution_point() {
+    let (s, publication) = setup_with_publication().await;
     let port = free_port();
     let _server = s.start(port);
     let directory = format!("https://127.0.0.1:{port}/directory");
     let (account, _) = new_account(&s.root(), &directory).await;
 
-    let (mut first, failures) = order(&account, &s.tokens, &["revoke.crl.test"], |ka| {
-        ka.to_owned()
-    })
-    .await;
-    assert!(failures.is_empty(), "{failures:?}");
-    first.poll_ready(&RetryPolicy::default()).await.unwrap();
-    let key_pem = first.finalize().await.unwrap();
-    let chain = first
-        .poll_certificate(&RetryPolicy::default())
-        .await
-        .unwrap();
-    let leaf = Certificate::load_pem_chain(chain.as_bytes())
-        .unwrap()
-        .remove(0);
+    let issued = issue(&account, &s.tokens, "revoke.crl.test").await;
+    let (leaf, chain, key_pem) = (issued.leaf, issued.chain, issued.key_pem);
     let leaf_der = leaf.to_der().unwrap();
     let dir = &s.token.dir;
     std::fs::write(dir.join("leaf.pem"), &chain).unwrap();
@@ -236,16 +230,21 @@ async fn key_rollover_moves_the_account_to_the_new_key() {
     assert!(format!("{err:?}").contains("does not verify"), "{err:?}");
 }
 
-/// Issues a certificate for `name`; returns it parsed and its serial as openssl prints it.
-async fn issue(
-    account: &Account,
-    tokens: &common::net::Tokens,
-    name: &str,
-) -> (Certificate, String) {
+/// A certificate issued for a test.
+struct Issued {
+    leaf: Certificate,
+    /// Its serial, upper-case hex as openssl prints it.
+    serial: String,
+    chain: String,
+    key_pem: String,
+}
+
+/// Issues a certificate for `name` through http-01.
+async fn issue(account: &Account, tokens: &common::net::Tokens, name: &str) -> Issued {
     let (mut order, failures) = order(account, tokens, &[name], |ka| ka.to_owned()).await;
     assert!(failures.is_empty(), "{failures:?}");
     order.poll_ready(&RetryPolicy::default()).await.unwrap();
-    order.finalize().await.unwrap();
+    let key_pem = order.finalize().await.unwrap();
     let chain = order
         .poll_certificate(&RetryPolicy::default())
         .await
@@ -260,7 +259,12 @@ async fn issue(
         .iter()
         .map(|b| format!("{b:02X}"))
         .collect::<String>();
-    (leaf, serial)
+    Issued {
+        leaf,
+        serial,
+        chain,
+        key_pem,
+    }
 }
 
 /// The serials (upper-case hex, as openssl prints them) on the CRL at `url`.
@@ -275,17 +279,13 @@ fn crl_serials(url: &str, dir: &Path) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_operator_revokes_through_the_admin_socket_and_offline() {
-    let publication = free_port();
-    let s = setup(&format!(
-        "\n[publication]\nlisten = \"127.0.0.1:{publication}\"\n"
-    ))
-    .await;
+    let (s, publication) = setup_with_publication().await;
     let port = free_port();
     let server = s.start(port);
     let directory = format!("https://127.0.0.1:{port}/directory");
     let (account, _) = new_account(&s.root(), &directory).await;
-    let (_, first) = issue(&account, &s.tokens, "admin1.crl.test").await;
-    let (_, second) = issue(&account, &s.tokens, "admin2.crl.test").await;
+    let first = issue(&account, &s.tokens, "admin1.crl.test").await.serial;
+    let second = issue(&account, &s.tokens, "admin2.crl.test").await.serial;
     let crl_url = format!("http://127.0.0.1:{publication}/crl/issuing.crl");
 
     // While serving: through the admin socket, and the CRL is re-signed before it answers.
