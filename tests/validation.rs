@@ -113,3 +113,34 @@ async fn a_deactivated_authorization_makes_its_order_invalid() {
     assert_eq!(state.status, AuthorizationStatus::Deactivated);
     assert_eq!(order.refresh().await.unwrap().status, OrderStatus::Invalid);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_recent_authorization_is_reused_only_when_the_profile_allows() {
+    for (reuse_hours, reused) in [(0, false), (1, true)] {
+        let s = setup(&format!("authz_reuse_hours = {reuse_hours}\n")).await;
+        let port = free_port();
+        let _server = s.start(port);
+        let directory = format!("https://127.0.0.1:{port}/directory");
+        let (account, _) = new_account(&s.root(), &directory).await;
+        let (mut first, failures) = order(&account, &s.tokens, &["reuse.validation.test"], |ka| {
+            ka.to_owned()
+        })
+        .await;
+        assert!(failures.is_empty(), "{failures:?}");
+        assert_eq!(
+            first.poll_ready(&RetryPolicy::default()).await.unwrap(),
+            OrderStatus::Ready
+        );
+        let identifiers = [Identifier::Dns("reuse.validation.test".into())];
+        let mut second = account
+            .new_order(&NewOrder::new(&identifiers))
+            .await
+            .unwrap();
+        let expected = if reused {
+            OrderStatus::Ready
+        } else {
+            OrderStatus::Pending
+        };
+        assert_eq!(second.state().status, expected, "reuse {reuse_hours} h");
+    }
+}

@@ -89,7 +89,7 @@ impl Ra {
         authz.preauthorized = true;
         self.write(move |tx| {
             tx.put(&authz)?;
-            tx.link_authz(&authz.account_id, &authz.id)?;
+            tx.link_authz(&authz)?;
             Ok(authz)
         })
         .await

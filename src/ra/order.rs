@@ -111,17 +111,18 @@ impl AuthzSource for StoreReader {
 /// How long an authorization must still be valid to be reused for a new order.
 const REUSE_MARGIN: u64 = 86_400;
 
-/// Valid authorizations of the account that a new order may use instead of new ones:
-/// pre-authorizations (RFC 8555 §7.4.1, that is their purpose) and, when `reuse` is not
-/// zero, authorizations validated within the last `reuse` seconds.
-fn reusable_authzs(
+/// A valid authorization of the account for `identifier` that a new order may use instead
+/// of a new one: a pre-authorization (RFC 8555 §7.4.1, that is its purpose) or, when
+/// `reuse` is not zero, one validated within the last `reuse` seconds.
+fn reusable_authz(
     tx: &Tx<'_>,
     account_id: &str,
+    identifier: &Identifier,
+    wildcard: bool,
     now: u64,
     reuse: u64,
-) -> Result<Vec<AuthzRecord>, Error> {
-    let mut out = Vec::new();
-    for id in tx.authzs_of(account_id)? {
+) -> Result<Option<AuthzRecord>, Error> {
+    for id in tx.authzs_for(account_id, identifier, wildcard)? {
         let Some(authz) = tx.get::<AuthzRecord>(&id)? else {
             continue;
         };
@@ -136,10 +137,10 @@ fn reusable_authzs(
             && authz.status == AuthorizationStatus::Valid
             && authz.expires > now + REUSE_MARGIN
         {
-            out.push(authz);
+            return Ok(Some(authz));
         }
     }
-    Ok(out)
+    Ok(None)
 }
 
 impl Ra {
@@ -196,18 +197,21 @@ impl Ra {
             if let Some(cert_id) = &order.replaces {
                 ra.mark_replaced(tx, &order, cert_id)?;
             }
-            let reusable = reusable_authzs(tx, &order.account_id, now, reuse)?;
             let mut used = Vec::with_capacity(authzs.len());
             for fresh in authzs {
-                let key = (fresh.identifier.clone(), fresh.wildcard);
-                match reusable
-                    .iter()
-                    .find(|a| (a.identifier.clone(), a.wildcard) == key)
-                {
-                    Some(existing) => used.push(existing.clone()),
+                let reusable = reusable_authz(
+                    tx,
+                    &order.account_id,
+                    &fresh.identifier,
+                    fresh.wildcard,
+                    now,
+                    reuse,
+                )?;
+                match reusable {
+                    Some(existing) => used.push(existing),
                     None => {
                         tx.put(&fresh)?;
-                        tx.link_authz(&fresh.account_id, &fresh.id)?;
+                        tx.link_authz(&fresh)?;
                         used.push(fresh);
                     }
                 }

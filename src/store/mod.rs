@@ -139,6 +139,8 @@ impl Store {
             txn.open_multimap_table(CERTS_BY_ACCOUNT).map_err(db_err)?;
             txn.open_multimap_table(REVOKED_BY_CA).map_err(db_err)?;
             txn.open_multimap_table(AUTHZS_BY_ACCOUNT).map_err(db_err)?;
+            txn.open_multimap_table(AUTHZS_BY_IDENTIFIER)
+                .map_err(db_err)?;
         }
         txn.commit().map_err(db_err)?;
         Ok(Self { db: Arc::new(db) })
@@ -262,14 +264,39 @@ impl Tx<'_> {
         Ok(())
     }
 
-    /// Lists an authorization under its account.
-    pub fn link_authz(&mut self, account_id: &str, authz_id: &str) -> Result<(), StoreError> {
+    /// Lists an authorization under its account, and under its account and identifier.
+    pub fn link_authz(&mut self, authz: &AuthzRecord) -> Result<(), StoreError> {
         let mut table = self
             .txn
             .open_multimap_table(AUTHZS_BY_ACCOUNT)
             .map_err(db_err)?;
-        table.insert(account_id, authz_id).map_err(db_err)?;
+        table
+            .insert(authz.account_id.as_str(), authz.id.as_str())
+            .map_err(db_err)?;
+        let mut table = self
+            .txn
+            .open_multimap_table(AUTHZS_BY_IDENTIFIER)
+            .map_err(db_err)?;
+        let key = identifier_key(&authz.account_id, &authz.identifier, authz.wildcard);
+        table
+            .insert(key.as_str(), authz.id.as_str())
+            .map_err(db_err)?;
         Ok(())
+    }
+
+    /// Ids of an account's authorizations for one identifier.
+    pub fn authzs_for(
+        &self,
+        account_id: &str,
+        identifier: &crate::acme::Identifier,
+        wildcard: bool,
+    ) -> Result<Vec<String>, StoreError> {
+        let table = self
+            .txn
+            .open_multimap_table(AUTHZS_BY_IDENTIFIER)
+            .map_err(db_err)?;
+        let key = identifier_key(account_id, identifier, wildcard);
+        collect_values(table.get(key.as_str()).map_err(db_err)?)
     }
 
     /// Ids of an account's authorizations.
@@ -339,6 +366,19 @@ impl StoreReader {
         }
         Ok(out)
     }
+}
+
+fn identifier_key(
+    account_id: &str,
+    identifier: &crate::acme::Identifier,
+    wildcard: bool,
+) -> String {
+    format!(
+        "{account_id}\0{}:{}\0{}",
+        identifier.kind,
+        identifier.value,
+        u8::from(wildcard)
+    )
 }
 
 fn collect_values(

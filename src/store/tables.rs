@@ -32,6 +32,10 @@ pub(crate) const VALIDATIONS_IN_FLIGHT: TableDefinition<'_, &str, &[u8]> =
 /// account id → authorization ids (for reuse and deactivation).
 pub(crate) const AUTHZS_BY_ACCOUNT: MultimapTableDefinition<'_, &str, &str> =
     MultimapTableDefinition::new("authzs_by_account");
+/// `account id NUL type:value NUL wildcard` → authorization ids, so reuse finds the
+/// candidates for one identifier without reading the account's whole history.
+pub(crate) const AUTHZS_BY_IDENTIFIER: MultimapTableDefinition<'_, &str, &str> =
+    MultimapTableDefinition::new("authzs_by_identifier");
 /// SPKI SHA-256 (hex) → BlockedKey.
 pub(crate) const BLOCKED_KEYS: TableDefinition<'_, &str, &[u8]> =
     TableDefinition::new("blocked_keys");

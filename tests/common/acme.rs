@@ -13,8 +13,9 @@ use instant_acme::{
 use super::net::{ServerProcess, Tokens, http01_responder, mock_dns};
 use super::{TOKEN_LABEL, TestToken, text};
 
-/// Writes a configuration (root and issuing CA on the token, `extra` appended) and runs
-/// `ca init`.
+/// Writes a configuration (root and issuing CA on the token) and runs `ca init`. `extra`
+/// is appended right after the `[acme]` table, so it may add `[acme]` keys before any
+/// further tables.
 pub fn write_config(t: &TestToken, extra: &str) -> PathBuf {
     let path = t.dir.join("hsm-acme.toml");
     let config = format!(
@@ -30,10 +31,6 @@ listen = "127.0.0.1:8443"
 tls_names = ["127.0.0.1", "localhost"]
 tls_certificate = "tls.pem"
 admin_socket = "admin.sock"
-
-[acme]
-ca = "issuing"
-validity_days = 30
 
 [storage]
 path = "state.redb"
@@ -53,6 +50,10 @@ subject = "CN=Test Issuing,O=hsm-acme tests"
 certificate = "issuing.pem"
 issuer = "root"
 path_len = 0
+
+[acme]
+ca = "issuing"
+validity_days = 30
 {extra}
 "#
     );
