@@ -10,7 +10,7 @@ use instant_acme::{
     NewOrder,
 };
 
-use super::net::{ServerProcess, Tokens, http01_responder, mock_dns};
+use super::net::{ServerProcess, Tokens, TxtRecords, http01_responder, mock_dns};
 use super::{TOKEN_LABEL, TestToken, text};
 
 /// Writes a configuration (root and issuing CA on the token) and runs `ca init`. `extra`
@@ -68,6 +68,7 @@ pub struct Setup {
     pub token: TestToken,
     pub config: PathBuf,
     pub tokens: Tokens,
+    pub txt: TxtRecords,
     pub args: Vec<String>,
 }
 
@@ -75,7 +76,7 @@ pub struct Setup {
 pub async fn setup(extra: &str) -> Setup {
     let token = TestToken::create();
     let config = write_config(&token, extra);
-    let dns = mock_dns().await;
+    let (dns, txt) = mock_dns().await;
     let (http_port, tokens) = http01_responder().await;
     let args = vec![
         "--http01-port".to_owned(),
@@ -87,6 +88,7 @@ pub async fn setup(extra: &str) -> Setup {
         token,
         config,
         tokens,
+        txt,
         args,
     }
 }

@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use hickory_resolver::proto::op::{Message, ResponseCode};
-use hickory_resolver::proto::rr::rdata::{A, CAA};
+use hickory_resolver::proto::rr::rdata::{A, CAA, TXT};
 use hickory_resolver::proto::rr::{Name, RData, Record, RecordType};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, UdpSocket};
@@ -25,27 +25,33 @@ pub fn free_port() -> u16 {
         .port()
 }
 
+/// TXT records the mock DNS serves: lower-case name without the final dot → values.
+pub type TxtRecords = Arc<Mutex<HashMap<String, Vec<String>>>>;
+
 /// A DNS server on 127.0.0.1 (UDP) that answers every A query with 127.0.0.1 and every
 /// other query with no records, like pebble-challtestsrv's default; except that names
-/// starting `caa-forbidden.` carry `CAA 0 issue "other-ca.example"`.
-pub async fn mock_dns() -> SocketAddr {
+/// starting `caa-forbidden.` carry `CAA 0 issue "other-ca.example"`, and TXT queries are
+/// answered from the returned map.
+pub async fn mock_dns() -> (SocketAddr, TxtRecords) {
     let socket = UdpSocket::bind("127.0.0.1:0").await.unwrap();
     let addr = socket.local_addr().unwrap();
+    let txt = TxtRecords::default();
+    let records = Arc::clone(&txt);
     tokio::spawn(async move {
         let mut buf = [0u8; 1500];
         loop {
             let Ok((len, peer)) = socket.recv_from(&mut buf).await else {
                 return;
             };
-            if let Some(answer) = dns_answer(&buf[..len]) {
+            if let Some(answer) = dns_answer(&buf[..len], &records) {
                 let _ = socket.send_to(&answer, peer).await;
             }
         }
     });
-    addr
+    (addr, txt)
 }
 
-fn dns_answer(query: &[u8]) -> Option<Vec<u8>> {
+fn dns_answer(query: &[u8], txt: &TxtRecords) -> Option<Vec<u8>> {
     let query = Message::from_vec(query).ok()?;
     let question = query.queries.first()?.clone();
     let mut answer = Message::response(query.metadata.id, query.metadata.op_code);
@@ -54,16 +60,27 @@ fn dns_answer(query: &[u8]) -> Option<Vec<u8>> {
     answer.add_query(question.clone());
     let name = question.name().to_ascii().to_ascii_lowercase();
     let data = match question.query_type() {
-        RecordType::A => Some(RData::A(A::new(127, 0, 0, 1))),
-        RecordType::CAA if name.starts_with("caa-forbidden.") => Some(RData::CAA(CAA::new_issue(
+        RecordType::A => vec![RData::A(A::new(127, 0, 0, 1))],
+        RecordType::CAA if name.starts_with("caa-forbidden.") => vec![RData::CAA(CAA::new_issue(
             false,
             Some(Name::from_ascii("other-ca.example").ok()?),
             Vec::new(),
-        ))),
-        _ => None,
+        ))],
+        RecordType::TXT => txt
+            .lock()
+            .unwrap()
+            .get(name.trim_end_matches('.'))
+            .map(|values| {
+                values
+                    .iter()
+                    .map(|v| RData::TXT(TXT::new(vec![v.clone()])))
+                    .collect()
+            })
+            .unwrap_or_default(),
+        _ => Vec::new(),
     };
-    if let Some(data) = data {
-        answer.add_answer(Record::from_rdata(question.name().clone(), 60, data));
+    for data in data {
+        answer.add_answer(Record::from_rdata(question.name().clone(), 0, data));
     }
     answer.metadata.response_code = ResponseCode::NoError;
     answer.to_vec().ok()
