@@ -50,6 +50,8 @@ subject = "CN=Test Issuing,O=hsm-acme tests"
 certificate = "issuing.pem"
 issuer = "root"
 path_len = 0
+# The default chain is the issuing CA alone; the alternate also carries the root.
+alternate_chains = ["alt-chain.pem"]
 
 [acme]
 ca = "issuing"
@@ -60,6 +62,9 @@ validity_days = 30
     std::fs::write(&path, config).unwrap();
     let out = t.hsm_acme(&path, &["ca", "init"]);
     assert!(out.status.success(), "{}", text(&out));
+    let issuing = std::fs::read_to_string(t.dir.join("issuing.pem")).unwrap();
+    let root = std::fs::read_to_string(t.dir.join("root.pem")).unwrap();
+    std::fs::write(t.dir.join("alt-chain.pem"), issuing + &root).unwrap();
     path
 }
 

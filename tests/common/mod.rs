@@ -164,3 +164,4 @@ pub fn text(out: &Output) -> String {
 
 pub mod acme;
 pub mod net;
+pub mod raw;
