@@ -108,6 +108,16 @@ impl AuthzSource for StoreReader {
     }
 }
 
+/// RFC 8555 §7.1.2.1: the orders list SHOULD include pending orders and SHOULD NOT include
+/// invalid ones; valid orders stay listed, as their certificates do.
+fn listed(order: &OrderRecord, now: u64) -> bool {
+    match order.status {
+        OrderStatus::Valid | OrderStatus::Processing => true,
+        OrderStatus::Invalid => false,
+        OrderStatus::Pending | OrderStatus::Ready => order.expires > now,
+    }
+}
+
 /// How long an authorization must still be valid to be reused for a new order.
 const REUSE_MARGIN: u64 = 86_400;
 
@@ -274,7 +284,7 @@ impl Ra {
         .await
     }
 
-    /// The account's orders (RFC 8555 §7.1.2.1): URLs of orders not yet expired.
+    /// The account's orders (RFC 8555 §7.1.2.1): those still in progress and the valid ones.
     pub async fn orders_of(&self, account: &AccountRecord) -> Result<Vec<String>, Error> {
         let id = account.id.clone();
         let now = self.now();
@@ -282,7 +292,7 @@ impl Ra {
             let mut out = Vec::new();
             for order_id in r.orders_of(&id)? {
                 if let Some(order) = r.get::<OrderRecord>(&order_id)?
-                    && (order.expires > now || order.status == OrderStatus::Valid)
+                    && listed(&order, now)
                 {
                     out.push(order_id);
                 }
@@ -371,6 +381,15 @@ mod tests {
             derive(order(OrderStatus::Valid, 50), &valid, 100).status,
             OrderStatus::Valid
         );
+    }
+
+    #[test]
+    fn the_orders_list_leaves_out_invalid_and_expired_orders() {
+        assert!(listed(&order(OrderStatus::Pending, 200), 100));
+        assert!(!listed(&order(OrderStatus::Pending, 50), 100));
+        assert!(listed(&order(OrderStatus::Processing, 50), 100));
+        assert!(listed(&order(OrderStatus::Valid, 50), 100));
+        assert!(!listed(&order(OrderStatus::Invalid, 200), 100));
     }
 
     #[test]
