@@ -331,3 +331,52 @@ async fn the_operator_revokes_through_the_admin_socket_and_offline() {
         "{served}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_renewal_names_what_it_replaces_and_only_once() {
+    let s = setup("").await;
+    let port = free_port();
+    let _server = s.start(port);
+    let directory = format!("https://127.0.0.1:{port}/directory");
+    let (account, _) = new_account(&s.root(), &directory).await;
+    let old = issue(&account, &s.tokens, "renew.crl.test").await;
+    let id = cert_id(&old.leaf);
+
+    // RFC 9773 §5: the renewal carries `replaces`, and once it is issued the old
+    // certificate cannot be replaced a second time.
+    let identifiers = [instant_acme::Identifier::Dns("renew.crl.test".into())];
+    let mut renewal = account
+        .new_order(&NewOrder::new(&identifiers).replaces(id.clone()))
+        .await
+        .unwrap();
+    assert_eq!(renewal.state().replaces.as_ref(), Some(&id));
+    let mut authorizations = renewal.authorizations();
+    while let Some(result) = authorizations.next().await {
+        let mut authz = result.unwrap();
+        let mut challenge = authz
+            .challenge(instant_acme::ChallengeType::Http01)
+            .unwrap();
+        let key_authorization = challenge.key_authorization().as_str().to_owned();
+        s.tokens
+            .lock()
+            .unwrap()
+            .insert(challenge.token.clone(), key_authorization);
+        challenge.set_ready().await.unwrap();
+    }
+    renewal.poll_ready(&RetryPolicy::default()).await.unwrap();
+    renewal.finalize().await.unwrap();
+    renewal
+        .poll_certificate(&RetryPolicy::default())
+        .await
+        .unwrap();
+    let Err(again) = account
+        .new_order(&NewOrder::new(&identifiers).replaces(id))
+        .await
+    else {
+        panic!("a certificate was replaced twice");
+    };
+    assert!(
+        format!("{again:?}").contains("alreadyReplaced"),
+        "{again:?}"
+    );
+}
