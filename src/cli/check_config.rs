@@ -57,6 +57,37 @@ pub(super) fn run(path: &Path) -> Result<(), CliError> {
             )),
         }
     }
+    if let Some(server) = &config.server {
+        println!(
+            "ACME at {}/directory (listening on {}){}",
+            server.base_url(),
+            server.listen,
+            server
+                .admin_socket
+                .as_ref()
+                .map(|p| format!(", admin socket {}", p.display()))
+                .unwrap_or_default()
+        );
+    }
+    if let Some(acme) = &config.acme {
+        println!(
+            "issuing CA {:?}, certificates of up to {} days",
+            acme.ca, acme.validity_days
+        );
+    }
+    match &config.publication {
+        Some(publication) => println!(
+            "CRLs and CA certificates under {} (served on {}), CRLs valid {} h",
+            publication.base_url,
+            publication
+                .listen
+                .map_or_else(|| "another web server".to_owned(), |l| l.to_string()),
+            publication.crl_lifetime.as_secs() / 3600
+        ),
+        None => println!(
+            "no [publication]: certificates carry no CRL distribution point or caIssuers URL"
+        ),
+    }
     if problems.is_empty() {
         println!("configuration OK");
         Ok(())
