@@ -63,9 +63,10 @@ async fn a_wildcard_and_its_base_name_are_validated_with_dns01() {
             assert_eq!(offered, [ChallengeType::Dns01], "RFC 8555 §7.1.3");
         }
         let challenge = authz.challenge(ChallengeType::Dns01).unwrap();
-        s.txt
+        s.dns
             .lock()
             .unwrap()
+            .txt
             .entry("_acme-challenge.wild.challenges.test".into())
             .or_default()
             .push(challenge.key_authorization().dns_value());
@@ -100,7 +101,7 @@ async fn a_wrong_dns01_value_makes_the_order_invalid() {
         .new_order(&NewOrder::new(&identifiers))
         .await
         .unwrap();
-    s.txt.lock().unwrap().insert(
+    s.dns.lock().unwrap().txt.insert(
         "_acme-challenge.badtxt.challenges.test".into(),
         vec!["not-the-digest".into()],
     );

@@ -144,3 +144,32 @@ async fn a_recent_authorization_is_reused_only_when_the_profile_allows() {
         assert_eq!(second.state().status, expected, "reuse {reuse_hours} h");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn caa_published_after_validation_is_honoured_at_finalize() {
+    // Recheck every authorization validated before this second (BR §3.2.2.8 allows 8 h).
+    let s = setup("caa_recheck_hours = 0\n").await;
+    let port = free_port();
+    let _server = s.start(port);
+    let directory = format!("https://127.0.0.1:{port}/directory");
+    let (account, _) = new_account(&s.root(), &directory).await;
+    let name = "caa-late.validation.test";
+    let (mut order, failures) = order(&account, &s.tokens, &[name], |ka| ka.to_owned()).await;
+    assert!(failures.is_empty(), "{failures:?}");
+    assert_eq!(
+        order.poll_ready(&RetryPolicy::default()).await.unwrap(),
+        OrderStatus::Ready
+    );
+    // The domain holder now authorizes another CA only.
+    s.dns.lock().unwrap().caa_other_ca.insert(name.into());
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let Err(refused) = order.finalize().await else {
+        panic!("issued although CAA now forbids it");
+    };
+    let refused = format!("{refused:?}");
+    assert!(refused.contains("caa"), "{refused}");
+    assert!(
+        refused.contains(name),
+        "the subproblem names the identifier: {refused}"
+    );
+}

@@ -10,7 +10,7 @@ use instant_acme::{
     NewOrder,
 };
 
-use super::net::{ServerProcess, Tokens, TxtRecords, http01_responder, mock_dns};
+use super::net::{ServerProcess, SharedZone, Tokens, http01_responder, mock_dns};
 use super::{TOKEN_LABEL, TestToken, text};
 
 /// Writes a configuration (root and issuing CA on the token) and runs `ca init`. `extra`
@@ -73,7 +73,7 @@ pub struct Setup {
     pub token: TestToken,
     pub config: PathBuf,
     pub tokens: Tokens,
-    pub txt: TxtRecords,
+    pub dns: SharedZone,
     pub args: Vec<String>,
 }
 
@@ -81,19 +81,19 @@ pub struct Setup {
 pub async fn setup(extra: &str) -> Setup {
     let token = TestToken::create();
     let config = write_config(&token, extra);
-    let (dns, txt) = mock_dns().await;
+    let (dns_addr, dns) = mock_dns().await;
     let (http_port, tokens) = http01_responder().await;
     let args = vec![
         "--http01-port".to_owned(),
         http_port.to_string(),
         "--dns-resolver".to_owned(),
-        dns.to_string(),
+        dns_addr.to_string(),
     ];
     Setup {
         token,
         config,
         tokens,
-        txt,
+        dns,
         args,
     }
 }

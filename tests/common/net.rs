@@ -1,5 +1,5 @@
 //! Network helpers for end-to-end tests: a mock DNS that answers every A query with
-//! 127.0.0.1 (and CAA for `caa-forbidden.*`), an http-01 responder, and the server as a
+//! 127.0.0.1 (plus TXT and CAA records a test sets), an http-01 responder, and the server as a
 //! child process.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
@@ -25,18 +25,27 @@ pub fn free_port() -> u16 {
         .port()
 }
 
-/// TXT records the mock DNS serves: lower-case name without the final dot → values.
-pub type TxtRecords = Arc<Mutex<HashMap<String, Vec<String>>>>;
+/// What the mock DNS serves beyond its defaults; names are lower case, without the final dot.
+#[derive(Debug, Default)]
+pub struct Zone {
+    /// TXT values by name.
+    pub txt: HashMap<String, Vec<String>>,
+    /// Names whose CAA says `0 issue "other-ca.example"`.
+    pub caa_other_ca: std::collections::HashSet<String>,
+}
+
+/// The mock DNS's zone, changed by tests while the server runs.
+pub type SharedZone = Arc<Mutex<Zone>>;
 
 /// A DNS server on 127.0.0.1 (UDP) that answers every A query with 127.0.0.1 and every
 /// other query with no records, like pebble-challtestsrv's default; except that names
-/// starting `caa-forbidden.` carry `CAA 0 issue "other-ca.example"`, and TXT queries are
-/// answered from the returned map.
-pub async fn mock_dns() -> (SocketAddr, TxtRecords) {
+/// starting `caa-forbidden.` carry `CAA 0 issue "other-ca.example"`, and the returned zone
+/// adds TXT and CAA records.
+pub async fn mock_dns() -> (SocketAddr, SharedZone) {
     let socket = UdpSocket::bind("127.0.0.1:0").await.unwrap();
     let addr = socket.local_addr().unwrap();
-    let txt = TxtRecords::default();
-    let records = Arc::clone(&txt);
+    let zone = SharedZone::default();
+    let records = Arc::clone(&zone);
     tokio::spawn(async move {
         let mut buf = [0u8; 1500];
         loop {
@@ -48,10 +57,10 @@ pub async fn mock_dns() -> (SocketAddr, TxtRecords) {
             }
         }
     });
-    (addr, txt)
+    (addr, zone)
 }
 
-fn dns_answer(query: &[u8], txt: &TxtRecords) -> Option<Vec<u8>> {
+fn dns_answer(query: &[u8], zone: &SharedZone) -> Option<Vec<u8>> {
     let query = Message::from_vec(query).ok()?;
     let question = query.queries.first()?.clone();
     let mut answer = Message::response(query.metadata.id, query.metadata.op_code);
@@ -61,14 +70,24 @@ fn dns_answer(query: &[u8], txt: &TxtRecords) -> Option<Vec<u8>> {
     let name = question.name().to_ascii().to_ascii_lowercase();
     let data = match question.query_type() {
         RecordType::A => vec![RData::A(A::new(127, 0, 0, 1))],
-        RecordType::CAA if name.starts_with("caa-forbidden.") => vec![RData::CAA(CAA::new_issue(
-            false,
-            Some(Name::from_ascii("other-ca.example").ok()?),
-            Vec::new(),
-        ))],
-        RecordType::TXT => txt
+        RecordType::CAA
+            if name.starts_with("caa-forbidden.")
+                || zone
+                    .lock()
+                    .unwrap()
+                    .caa_other_ca
+                    .contains(name.trim_end_matches('.')) =>
+        {
+            vec![RData::CAA(CAA::new_issue(
+                false,
+                Some(Name::from_ascii("other-ca.example").ok()?),
+                Vec::new(),
+            ))]
+        }
+        RecordType::TXT => zone
             .lock()
             .unwrap()
+            .txt
             .get(name.trim_end_matches('.'))
             .map(|values| {
                 values
