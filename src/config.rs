@@ -325,7 +325,21 @@ impl Config {
     /// Parses and checks configuration text; `path` locates relative paths and errors.
     pub fn parse(path: &Path, text: &str) -> Result<Self, ConfigError> {
         let err = |m: String| ConfigError::new(path, m);
-        let raw: RawConfig = toml::from_str(text).map_err(|e| err(e.to_string()))?;
+        let raw: RawConfig = toml::from_str(text).map_err(|e| {
+            let message = e.to_string();
+            // Keys that moved: say where to, not just that they are unknown.
+            if message.contains("unknown field `crl_url`")
+                || message.contains("unknown field `ca_issuers_url`")
+            {
+                err(format!(
+                    "{message}\n[acme] crl_url and ca_issuers_url are replaced by [publication] \
+                     base_url: certificates then point at <base_url>/crl/<ca>.crl and \
+                     <base_url>/ca/<ca>.crt"
+                ))
+            } else {
+                err(message)
+            }
+        })?;
         let base = path.parent().unwrap_or(Path::new("."));
         let resolve = |p: &Path| {
             if p.is_absolute() {
@@ -746,6 +760,20 @@ mod tests {
             ),
             (GOOD.replace("pin_file", "pin_flie"), "unknown field"),
             (
+                format!("{GOOD}\n[acme]\nca = \"issuing\"\ncrl_url = \"http://x/c.crl\"\n"),
+                "[publication] base_url",
+            ),
+            (
+                format!("{GOOD}\n[publication]\nbase_url = \"https://pki.example\"\n"),
+                "must be an http:// URL",
+            ),
+            (
+                format!(
+                    "{GOOD}\n[publication]\nlisten = \"127.0.0.1:80\"\ncrl_lifetime_hours = 500\n"
+                ),
+                "crl_lifetime_hours",
+            ),
+            (
                 GOOD.replace("softhsm2", "nosuch"),
                 "no such shipped profile",
             ),
@@ -762,6 +790,35 @@ mod tests {
             assert!(err.contains(expected), "expected {expected:?} in {err:?}");
             assert!(err.starts_with("/srv/acme/hsm-acme.toml"), "{err}");
         }
+    }
+
+    #[test]
+    fn publication_urls_follow_the_listener_unless_a_base_url_is_given() {
+        let config = parse(&format!(
+            "{GOOD}\n[publication]\nlisten = \"127.0.0.1:8080\"\n"
+        ))
+        .unwrap();
+        let publication = config.publication.as_ref().unwrap();
+        assert_eq!(publication.base_url, "http://127.0.0.1:8080");
+        assert_eq!(publication.crl_lifetime, Duration::from_secs(168 * 3600));
+        let d = config.distribution("issuing");
+        assert_eq!(
+            d.crl_url.as_deref(),
+            Some("http://127.0.0.1:8080/crl/issuing.crl")
+        );
+        assert_eq!(config.distribution("nope"), Distribution::default());
+        let config = parse(&format!(
+            "{GOOD}\n[publication]\nlisten = \"0.0.0.0:80\"\nbase_url = \"http://pki.example.net/\"\n"
+        ))
+        .unwrap();
+        assert_eq!(
+            config.distribution("root").ca_issuers_url.as_deref(),
+            Some("http://pki.example.net/ca/root.crt")
+        );
+        assert_eq!(
+            parse(GOOD).unwrap().distribution("root"),
+            Distribution::default()
+        );
     }
 
     #[test]
