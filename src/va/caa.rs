@@ -60,17 +60,26 @@ pub async fn relevant_rrset(
     name: &str,
 ) -> Result<Option<(String, Vec<CaaRecord>)>, ValidationFailure> {
     let name = name.trim_end_matches('.');
+    let mut candidates = Vec::new();
     let mut candidate = name;
     while !candidate.is_empty() {
-        if let CaaAnswer::Records(records) = resolver.lookup_caa(candidate).await?
-            && !records.is_empty()
-        {
-            return Ok(Some((candidate.to_owned(), records)));
-        }
+        candidates.push(candidate);
         candidate = match candidate.split_once('.') {
             Some((_, parent)) => parent,
             None => "",
         };
+    }
+    // Every level is asked at once, so the climb costs one round trip, not one per label;
+    // the answers are then read from the name upwards exactly as a sequential climb would:
+    // the first non-empty set wins, and a failure below it is a failure.
+    let answers =
+        futures_util::future::join_all(candidates.iter().map(|c| resolver.lookup_caa(c))).await;
+    for (candidate, answer) in candidates.iter().zip(answers) {
+        if let CaaAnswer::Records(records) = answer?
+            && !records.is_empty()
+        {
+            return Ok(Some(((*candidate).to_owned(), records)));
+        }
     }
     Ok(None)
 }

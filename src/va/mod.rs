@@ -139,8 +139,12 @@ impl Va {
 impl Validator for Va {
     fn validate<'a>(&'a self, request: &'a ValidationRequest) -> ValidationFuture<'a> {
         Box::pin(async move {
-            self.validate_challenge(request).await?;
-            self.caa(request).await
+            // CAA does not depend on the challenge: both run at once, and a failed
+            // challenge is reported before a CAA refusal.
+            let (challenge, caa) =
+                tokio::join!(self.validate_challenge(request), self.caa(request));
+            challenge?;
+            caa
         })
     }
 

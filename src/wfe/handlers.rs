@@ -105,6 +105,7 @@ impl Wfe {
             nonces: &self.nonces,
             account_url_prefix: &prefix,
             account: &lookup,
+            verifiers: &self.verifiers,
         };
         jws::verify(body, rule, &ctx)
     }

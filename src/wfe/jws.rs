@@ -11,6 +11,8 @@ use josekit::jwk::Jwk;
 use josekit::jws::{ES256, ES384, EdDSA, JwsVerifier, RS256};
 use serde::Deserialize;
 use serde_json::{Map, Value};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 use super::nonce::{NonceError, NonceStore};
 use crate::acme::AccountStatus;
@@ -117,6 +119,38 @@ pub struct Context<'a> {
     pub account_url_prefix: &'a str,
     /// Looks an account up by id.
     pub account: &'a dyn Fn(&str) -> Result<Option<AccountRecord>, Error>,
+    /// Verifiers already built for account keys.
+    pub verifiers: &'a VerifierCache,
+}
+
+/// Most verifiers kept; past that the cache starts afresh (a bound, not an eviction policy:
+/// a working set larger than this is rebuilt as it is used).
+const VERIFIER_CACHE_CAPACITY: usize = 10_000;
+
+/// Verifiers by algorithm and RFC 7638 key thumbprint. Building one from a JWK costs more
+/// than the verification itself (the key is decoded and imported into the crypto library),
+/// and an account signs every request with the same key.
+#[derive(Debug, Default)]
+pub struct VerifierCache {
+    map: Mutex<HashMap<String, Arc<dyn JwsVerifier>>>,
+}
+
+impl VerifierCache {
+    /// The verifier for `alg` over `jwk` (whose thumbprint is `thumbprint`).
+    fn get(&self, alg: &str, jwk: &Value, thumbprint: &str) -> Result<Arc<dyn JwsVerifier>, Error> {
+        let key = format!("{alg}.{thumbprint}");
+        if let Some(found) = self.map.lock().ok().and_then(|m| m.get(&key).cloned()) {
+            return Ok(found);
+        }
+        let built: Arc<dyn JwsVerifier> = Arc::from(verifier(alg, jwk)?);
+        if let Ok(mut map) = self.map.lock() {
+            if map.len() >= VERIFIER_CACHE_CAPACITY {
+                map.clear();
+            }
+            map.insert(key, Arc::clone(&built));
+        }
+        Ok(built)
+    }
 }
 
 /// Verifies a request body sent to `ctx.url`.
@@ -234,7 +268,11 @@ pub fn verify(body: &[u8], rule: KeyRule, ctx: &Context<'_>) -> Result<Verified,
     };
 
     let signature = b64("signature", &jws.signature)?;
-    let verifier = verifier(alg, &jwk)?;
+    let key_thumbprint = match &key {
+        VerifiedKey::Jwk { thumbprint, .. } => thumbprint,
+        VerifiedKey::Account(account) => &account.thumbprint,
+    };
+    let verifier = ctx.verifiers.get(alg, &jwk, key_thumbprint)?;
     let signing_input = format!("{}.{}", jws.protected, jws.payload);
     verifier
         .verify(signing_input.as_bytes(), &signature)

@@ -48,6 +48,7 @@ pub struct WfeSettings {
 pub struct Wfe {
     ra: Ra,
     nonces: NonceStore,
+    verifiers: jws::VerifierCache,
     urls: Urls,
     meta: DirectoryMeta,
     requests: AtomicU64,
@@ -104,6 +105,7 @@ impl Wfe {
         Arc::new(Self {
             ra,
             nonces: NonceStore::new(NONCE_CAPACITY, NONCE_LIFETIME),
+            verifiers: jws::VerifierCache::default(),
             urls: Urls::new(&settings.base_url),
             meta: settings.meta,
             requests: AtomicU64::new(0),

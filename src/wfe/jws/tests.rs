@@ -61,6 +61,7 @@ fn run(
         nonces,
         account_url_prefix: ACCT_PREFIX,
         account: &lookup,
+        verifiers: &VerifierCache::default(),
     };
     verify(body, rule, &ctx)
 }
@@ -393,4 +394,32 @@ fn key_change_inner_jws_rules() {
     let err = verify_key_change_inner(&forged, url).unwrap_err();
     assert!(err.detail.contains("does not verify"), "{}", err.detail);
     assert!(verify_key_change_inner(b"not json", url).is_err());
+}
+
+#[test]
+fn cached_verifiers_are_per_key_and_never_accept_another_keys_signature() {
+    let nonces = NonceStore::new(10, Duration::from_secs(60));
+    let cache = VerifierCache::default();
+    let (a, b) = (client(ES256), client(ES256));
+    let accounts = [account(&a, AccountStatus::Valid)];
+    let lookup = |id: &str| Ok(accounts.iter().find(|x| x.id == id).cloned());
+    let ctx = Context {
+        url: URL,
+        nonces: &nonces,
+        account_url_prefix: ACCT_PREFIX,
+        account: &lookup,
+        verifiers: &cache,
+    };
+    let kid = format!("{ACCT_PREFIX}a1");
+    let header = || json!({"alg": "ES256", "nonce": nonces.issue(), "url": URL, "kid": kid});
+    // The first request builds and caches a1's verifier; the second uses it.
+    assert!(verify(&sign(&a, header(), b""), KeyRule::Kid, &ctx).is_ok());
+    assert!(verify(&sign(&a, header(), b""), KeyRule::Kid, &ctx).is_ok());
+    // Signed by another key in a1's name: the cached verifier refuses it.
+    let forged = verify(&sign(&b, header(), b""), KeyRule::Kid, &ctx);
+    assert_eq!(kind(forged), ErrorKind::Malformed);
+    // Another key as jwk gets a verifier of its own.
+    let header = json!({"alg": "ES256", "nonce": nonces.issue(), "url": URL, "jwk": b.jwk});
+    assert!(verify(&sign(&b, header, b""), KeyRule::Jwk, &ctx).is_ok());
+    assert_eq!(cache.map.lock().unwrap().len(), 2);
 }
