@@ -151,23 +151,13 @@ impl Wfe {
     ) -> Result<Reply, Error> {
         let account = same_account(&verified, id)?;
         post_as_get(&verified)?;
-        let page = match query.and_then(|q| q.strip_prefix("page=")) {
-            None if query.is_none() => 0,
-            Some(n) => n
-                .parse::<usize>()
-                .map_err(|_| Error::malformed(format!("page {n:?} is not a number")))?,
-            None => return Err(Error::malformed("the only query parameter is page=N")),
-        };
+        let page = page_number(query)?;
         let ids = self.ra.orders_of(account).await?;
-        let orders: Vec<String> = ids
-            .iter()
-            .skip(page.saturating_mul(ORDERS_PAGE))
-            .take(ORDERS_PAGE)
-            .map(|o| self.urls.order(o))
-            .collect();
+        let (slice, next) = paginate(&ids, page, ORDERS_PAGE);
+        let orders: Vec<String> = slice.iter().map(|o| self.urls.order(o)).collect();
         let mut reply = Reply::json(StatusCode::OK, &json!({ "orders": orders }))?;
-        if ids.len() > (page + 1).saturating_mul(ORDERS_PAGE) {
-            let next = format!("{}/orders?page={}", self.urls.account(id), page + 1);
+        if let Some(next) = next {
+            let next = format!("{}/orders?page={next}", self.urls.account(id));
             reply = reply.link(&next, "next");
         }
         Ok(reply)
@@ -394,6 +384,25 @@ impl Wfe {
     }
 }
 
+/// The page an orders-list URL asks for: none is the first; `page=N` otherwise.
+fn page_number(query: Option<&str>) -> Result<usize, Error> {
+    match query {
+        None => Ok(0),
+        Some(q) => q
+            .strip_prefix("page=")
+            .and_then(|n| n.parse::<usize>().ok())
+            .ok_or_else(|| Error::malformed(format!("query {q:?}: the only parameter is page=N"))),
+    }
+}
+
+/// Page `page` of `items`, `size` per page, and the next page's number if there is one.
+fn paginate<T>(items: &[T], page: usize, size: usize) -> (&[T], Option<usize>) {
+    let start = page.saturating_mul(size).min(items.len());
+    let end = start.saturating_add(size).min(items.len());
+    let next = (end < items.len()).then(|| page.saturating_add(1));
+    (&items[start..end], next)
+}
+
 /// The account in `kid` must be the one in the URL (RFC 8555 §7.3.2).
 fn same_account<'a>(verified: &'a Verified, id: &str) -> Result<&'a AccountRecord, Error> {
     let account = verified.account()?;
@@ -414,5 +423,33 @@ fn post_as_get(verified: &Verified) -> Result<(), Error> {
         Err(Error::malformed(
             "this resource is read with POST-as-GET (an empty payload)",
         ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn orders_are_paged_with_a_next_link_until_the_last_page() {
+        let ids: Vec<u32> = (0..250).collect();
+        let (first, next) = paginate(&ids, 0, 100);
+        assert_eq!((first.len(), first[0], next), (100, 0, Some(1)));
+        let (second, next) = paginate(&ids, 1, 100);
+        assert_eq!((second[0], next), (100, Some(2)));
+        let (last, next) = paginate(&ids, 2, 100);
+        assert_eq!((last.len(), next), (50, None));
+        assert!(paginate(&ids, 9, 100).0.is_empty());
+        assert_eq!(paginate(&ids[..100], 0, 100).1, None);
+        assert!(paginate(&ids, usize::MAX, 100).0.is_empty());
+    }
+
+    #[test]
+    fn only_page_n_is_a_valid_query() {
+        assert_eq!(page_number(None).unwrap(), 0);
+        assert_eq!(page_number(Some("page=3")).unwrap(), 3);
+        for bad in ["page=x", "cursor=1", "page=-1", ""] {
+            assert!(page_number(Some(bad)).is_err(), "{bad}");
+        }
     }
 }
