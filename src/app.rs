@@ -210,8 +210,22 @@ pub async fn serve(config: Config, overrides: ServeOverrides) -> Result<(), Star
     eprintln!("hsm-acme: serving ACME at {base_url}/directory");
     tokio::spawn(async move {
         shutdown_signal().await;
+        // systemd: draining has begun (sd_notify(3)); a no-op outside a notify service.
+        let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Stopping]);
         let _ = stop_tx.send(true);
     });
+    // Every listener is bound, the CRLs are signed and recovery has run: Type=notify units
+    // are now reported started, so units ordered after hsm-acme find it answering.
+    let status = format!("serving ACME at {base_url}/directory");
+    if let Err(e) = sd_notify::notify(
+        false,
+        &[
+            sd_notify::NotifyState::Ready,
+            sd_notify::NotifyState::Status(&status),
+        ],
+    ) {
+        tracing::warn!(error = %e, "could not tell systemd that the service is ready");
+    }
     server::serve(listener, tls_config, wfe, stopped()).await;
     Ok(())
 }

@@ -93,3 +93,42 @@ async fn a_wrong_http01_answer_makes_the_authorization_and_order_invalid() {
         "{error:?}"
     );
 }
+
+/// Reads one datagram from `socket`, waiting up to 30 s.
+fn notification(socket: &std::os::unix::net::UnixDatagram) -> String {
+    let mut buf = [0u8; 512];
+    socket
+        .set_read_timeout(Some(std::time::Duration::from_secs(30)))
+        .unwrap();
+    let len = socket.recv(&mut buf).unwrap();
+    String::from_utf8_lossy(&buf[..len]).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn systemd_hears_ready_once_serving_and_stopping_on_sigterm() {
+    let s = setup("").await;
+    let path = s.token.dir.join("notify.sock");
+    let socket = std::os::unix::net::UnixDatagram::bind(&path).unwrap();
+    let port = free_port();
+    let server = common::net::ServerProcess::start_with_env(
+        &s.token.conf(),
+        &s.config,
+        port,
+        &s.args,
+        &[("NOTIFY_SOCKET", path.to_str().unwrap())],
+    );
+    let ready = notification(&socket);
+    assert!(ready.contains("READY=1"), "{ready}");
+    assert!(
+        ready.contains("STATUS=serving ACME at https://127.0.0.1"),
+        "{ready}"
+    );
+    let term = std::process::Command::new("kill")
+        .args(["-TERM", &server.pid().to_string()])
+        .status()
+        .unwrap();
+    assert!(term.success());
+    let stopping = notification(&socket);
+    assert!(stopping.contains("STOPPING=1"), "{stopping}");
+    server.kill();
+}

@@ -162,11 +162,23 @@ pub struct ServerProcess {
 impl ServerProcess {
     /// Starts the server and waits until it accepts connections.
     pub fn start(softhsm_conf: &Path, config: &Path, port: u16, extra: &[String]) -> Self {
+        Self::start_with_env(softhsm_conf, config, port, extra, &[])
+    }
+
+    /// As [`ServerProcess::start`], with extra environment variables.
+    pub fn start_with_env(
+        softhsm_conf: &Path,
+        config: &Path,
+        port: u16,
+        extra: &[String],
+        env: &[(&str, &str)],
+    ) -> Self {
         let log =
             std::fs::File::create(config.with_file_name(format!("serve-{port}.log"))).unwrap();
         let child = Command::new(env!("CARGO_BIN_EXE_hsm-acme"))
             .env("SOFTHSM2_CONF", softhsm_conf)
             .env("HSM_ACME_LOG", "info")
+            .envs(env.iter().copied())
             .arg("--config")
             .arg(config)
             .arg("serve")
@@ -201,6 +213,11 @@ impl ServerProcess {
     }
 
     /// kill -9, as a crash would.
+    /// The server's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     pub fn kill(mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
