@@ -169,6 +169,23 @@ impl Publisher {
         first_error.map_or(Ok(()), Err)
     }
 
+    /// Signs and publishes the next CRL of the CA called `name` now, and returns it.
+    pub async fn resign(&self, name: &str) -> Result<CrlRecord, Error> {
+        let ca = self
+            .authorities
+            .iter()
+            .find(|ca| ca.name == name)
+            .ok_or_else(|| {
+                Error::not_found(format!("no CRL is signed for a CA called {name:?}"))
+            })?;
+        self.refresh(ca, true).await?;
+        let (store, name) = (self.store.clone(), name.to_owned());
+        tokio::task::spawn_blocking(move || store.reader().get::<CrlRecord>(&name))
+            .await
+            .map_err(|e| Error::internal(e.to_string()))??
+            .ok_or_else(|| Error::internal("the CRL just signed is not stored"))
+    }
+
     async fn refresh(&self, ca: &CrlAuthority, force: bool) -> Result<(), Error> {
         let now = self.clock.now();
         let name = ca.name.clone();

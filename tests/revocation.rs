@@ -295,6 +295,17 @@ async fn the_operator_revokes_through_the_admin_socket_and_offline() {
     assert!(out.status.success(), "{}", text(&out));
     assert!(text(&out).contains("revoked certificate"), "{}", text(&out));
     assert!(crl_serials(&crl_url, &s.token.dir).contains(&first));
+    let live = s.token.dir.join("live.crl");
+    let out = s.token.hsm_acme(
+        &s.config,
+        &["crl", "--ca", "issuing", "--out", live.to_str().unwrap()],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let listed = openssl(&["crl", "-noout", "-text", "-in"], Some(&live));
+    assert!(
+        listed.contains(&first) && !listed.contains(&second),
+        "{listed}"
+    );
     let out = s
         .token
         .hsm_acme(&s.config, &["revoke", "--serial", &first, "--reason", "4"]);

@@ -52,7 +52,8 @@ pub enum Command {
         #[arg(long, default_value_t = 0)]
         reason: i64,
     },
-    /// Sign the next CRL of a CA and write it (PEM) to a file (with `serve` stopped).
+    /// Sign the next CRL of a CA and write it (PEM) to a file (through the running server's
+    /// admin socket, or directly with `serve` stopped).
     Crl {
         /// The CA (its `name` in the configuration).
         #[arg(long)]

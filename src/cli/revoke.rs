@@ -1,11 +1,13 @@
 //! `hsm-acme revoke` and `hsm-acme crl`: the operator's revocation and an on-demand CRL,
-//! signed on the token. While `serve` runs, `revoke` goes through its admin socket;
-//! otherwise both open the state file themselves (redb admits one process at a time).
+//! signed on the token. While `serve` runs, both go through its admin socket; otherwise
+//! they open the state file themselves (redb admits one process at a time).
 
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
 use der::pem::LineEnding;
 
 use super::CliError;
@@ -96,18 +98,35 @@ pub(super) fn revoke(config: &Config, serial: &str, reason: i64) -> Result<(), C
 
 /// Signs the next CRL of `ca` and writes it (PEM) to `out`.
 pub(super) fn crl(config: &Config, ca: &str, out: &Path) -> Result<(), CliError> {
+    let socket = config
+        .server
+        .as_ref()
+        .and_then(|s| s.admin_socket.as_deref());
+    if let Some(answer) =
+        socket.and_then(|s| admin::send(s, &AdminRequest::Crl { ca: ca.to_owned() }))
+    {
+        let answer = answer.map_err(CliError::msg)?;
+        if !answer.ok {
+            return Err(CliError::msg(answer.message));
+        }
+        let der = answer
+            .crl
+            .and_then(|b64| STANDARD.decode(b64).ok())
+            .ok_or_else(|| CliError::msg("the server answered without a CRL"))?;
+        return write_crl(out, &der, &answer.message);
+    }
     let store = open_store(config)?;
     let ca = authority(config, ca)?;
     let record = sign_offline(&ca, &store, crl_lifetime(config), SystemTime::now())
         .map_err(|e| CliError::msg(e.detail))?;
-    let pem = der::pem::encode_string("X509 CRL", LineEnding::LF, &record.der)
+    let message = format!("signed CRL number {} of CA {:?}", record.number, ca.name);
+    write_crl(out, &record.der, &message)
+}
+
+fn write_crl(out: &Path, der: &[u8], message: &str) -> Result<(), CliError> {
+    let pem = der::pem::encode_string("X509 CRL", LineEnding::LF, der)
         .map_err(|e| CliError::msg(e.to_string()))?;
     super::ca::write_atomically(out, pem.as_bytes())?;
-    println!(
-        "wrote CRL number {} of CA {:?} to {}",
-        record.number,
-        ca.name,
-        out.display()
-    );
+    println!("{message}; wrote it to {}", out.display());
     Ok(())
 }

@@ -10,6 +10,8 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
 use tokio::net::UnixListener;
@@ -31,6 +33,11 @@ pub enum AdminRequest {
         /// RFC 5280 reason code.
         reason: i64,
     },
+    /// Sign the next CRL of a CA now and return it.
+    Crl {
+        /// The CA's name.
+        ca: String,
+    },
 }
 
 /// The answer to an [`AdminRequest`].
@@ -40,6 +47,9 @@ pub struct AdminResponse {
     pub ok: bool,
     /// What happened, for the operator.
     pub message: String,
+    /// For `crl`: the CRL, DER in base64.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub crl: Option<String>,
 }
 
 impl AdminResponse {
@@ -47,6 +57,7 @@ impl AdminResponse {
         Self {
             ok: false,
             message: message.into(),
+            crl: None,
         }
     }
 }
@@ -78,8 +89,22 @@ async fn execute(ra: &Ra, publisher: Option<&Publisher>, request: AdminRequest) 
                             "revoked certificate {} (reason {reason}){crl}",
                             record.serial
                         ),
+                        crl: None,
                     }
                 }
+                Err(e) => AdminResponse::error(e.detail),
+            }
+        }
+        AdminRequest::Crl { ca } => {
+            let Some(publisher) = publisher else {
+                return AdminResponse::error("this server has no [publication]: it signs no CRLs");
+            };
+            match publisher.resign(&ca).await {
+                Ok(record) => AdminResponse {
+                    ok: true,
+                    message: format!("signed CRL number {} of CA {ca:?}", record.number),
+                    crl: Some(STANDARD.encode(&record.der)),
+                },
                 Err(e) => AdminResponse::error(e.detail),
             }
         }
@@ -171,5 +196,12 @@ mod tests {
             request
         );
         assert!(serde_json::from_str::<AdminRequest>(r#"{"op":"drop-tables"}"#).is_err());
+        let crl: AdminRequest = serde_json::from_str(r#"{"op":"crl","ca":"issuing"}"#).unwrap();
+        assert_eq!(
+            crl,
+            AdminRequest::Crl {
+                ca: "issuing".into()
+            }
+        );
     }
 }
