@@ -137,6 +137,7 @@ pub async fn serve(config: Config, overrides: ServeOverrides) -> Result<(), Star
     let tls_config = server_tls(&server, &token, &issuer, acme.validity_days)?;
     let base_url = server.base_url();
     let admin_ra = ra.clone();
+    let admin_reader = ra.reader().clone();
     let wfe = Wfe::new(
         ra,
         WfeSettings {
@@ -226,8 +227,42 @@ pub async fn serve(config: Config, overrides: ServeOverrides) -> Result<(), Star
     ) {
         tracing::warn!(error = %e, "could not tell systemd that the service is ready");
     }
+    if let Some(interval) = watchdog_interval() {
+        tokio::spawn(watchdog(interval, admin_reader));
+    }
     server::serve(listener, tls_config, wfe, stopped()).await;
     Ok(())
+}
+
+/// Half the systemd watchdog timeout (`WatchdogSec=`), if the unit sets one for us.
+fn watchdog_interval() -> Option<std::time::Duration> {
+    let usec: u64 = std::env::var("WATCHDOG_USEC").ok()?.parse().ok()?;
+    // systemd names the process the watchdog is meant for; another (a child) ignores it.
+    if let Ok(pid) = std::env::var("WATCHDOG_PID")
+        && pid.parse::<u32>().ok() != Some(std::process::id())
+    {
+        return None;
+    }
+    (usec > 0).then(|| std::time::Duration::from_micros(usec / 2))
+}
+
+/// Tells systemd the service is alive while the reactor turns and a store read completes
+/// on the blocking pool: a wedged runtime or an exhausted pool stops the pings, and
+/// systemd restarts the service.
+async fn watchdog(interval: std::time::Duration, reader: crate::store::StoreReader) {
+    let mut ticks = tokio::time::interval(interval);
+    loop {
+        ticks.tick().await;
+        let probe = reader.clone();
+        let alive = tokio::task::spawn_blocking(move || probe.account_by_key("-").is_ok())
+            .await
+            .unwrap_or(false);
+        if alive {
+            let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Watchdog]);
+        } else {
+            tracing::error!("the state file does not answer; withholding the watchdog ping");
+        }
+    }
 }
 
 /// Every configured CA whose key is on the token and whose certificate exists: the ACME

@@ -105,7 +105,7 @@ fn notification(socket: &std::os::unix::net::UnixDatagram) -> String {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn systemd_hears_ready_once_serving_and_stopping_on_sigterm() {
+async fn systemd_hears_ready_watchdog_pings_and_stopping_on_sigterm() {
     let s = setup("").await;
     let path = s.token.dir.join("notify.sock");
     let socket = std::os::unix::net::UnixDatagram::bind(&path).unwrap();
@@ -115,7 +115,10 @@ async fn systemd_hears_ready_once_serving_and_stopping_on_sigterm() {
         &s.config,
         port,
         &s.args,
-        &[("NOTIFY_SOCKET", path.to_str().unwrap())],
+        &[
+            ("NOTIFY_SOCKET", path.to_str().unwrap()),
+            ("WATCHDOG_USEC", "400000"),
+        ],
     );
     let ready = notification(&socket);
     assert!(ready.contains("READY=1"), "{ready}");
@@ -123,12 +126,21 @@ async fn systemd_hears_ready_once_serving_and_stopping_on_sigterm() {
         ready.contains("STATUS=serving ACME at https://127.0.0.1"),
         "{ready}"
     );
+    // Pings every 200 ms, half the watchdog timeout.
+    for _ in 0..2 {
+        let ping = notification(&socket);
+        assert_eq!(ping.trim(), "WATCHDOG=1");
+    }
     let term = std::process::Command::new("kill")
         .args(["-TERM", &server.pid().to_string()])
         .status()
         .unwrap();
     assert!(term.success());
-    let stopping = notification(&socket);
+    // Watchdog pings may still be queued ahead of it.
+    let stopping = (0..10)
+        .map(|_| notification(&socket))
+        .find(|m| !m.contains("WATCHDOG=1"))
+        .unwrap();
     assert!(stopping.contains("STOPPING=1"), "{stopping}");
     server.kill();
 }
