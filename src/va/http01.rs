@@ -6,7 +6,7 @@
 //! bodies are capped. Failure details are shown to the client, so they say exactly which
 //! URL failed and how.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -16,7 +16,6 @@ use hyper::header::{HOST, LOCATION, USER_AGENT};
 use hyper_util::rt::TokioIo;
 use rustls::pki_types::ServerName;
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::net::TcpStream;
 use url::Url;
 
 use super::resolver::Resolver;
@@ -139,22 +138,11 @@ async fn fetch(
         .to_owned();
     let port = url.port_or_known_default().unwrap_or(80);
     let addresses = resolver.lookup_ip(&host).await?;
-    let mut last = String::from("no addresses");
-    let mut stream = None;
-    for ip in addresses {
-        let addr = SocketAddr::new(ip, port);
-        match tokio::time::timeout(config.connect_timeout, TcpStream::connect(addr)).await {
-            Ok(Ok(s)) => {
-                stream = Some(s);
-                break;
-            }
-            Ok(Err(e)) => last = format!("{addr}: {e}"),
-            Err(_) => last = format!("{addr}: no connection within {:?}", config.connect_timeout),
-        }
-    }
-    let stream = stream.ok_or_else(|| {
-        ValidationFailure::Connection(format!("fetching {url}: cannot connect ({last})"))
-    })?;
+    let stream = super::connect_first(config, addresses, port)
+        .await
+        .map_err(|last| {
+            ValidationFailure::Connection(format!("fetching {url}: cannot connect ({last})"))
+        })?;
     if url.scheme() == "https" {
         let connector = tokio_rustls::TlsConnector::from(tls_config()?);
         let name = ServerName::try_from(host.clone())

@@ -92,6 +92,28 @@ impl Default for VaConfig {
     }
 }
 
+/// Connects to the first of `addresses` that answers on `port` within the connect timeout
+/// (they come IPv6 first, so an unreachable IPv6 address falls back to the next). The error
+/// names the last address tried and why it failed, for the caller's problem detail.
+async fn connect_first(
+    config: &VaConfig,
+    addresses: Vec<std::net::IpAddr>,
+    port: u16,
+) -> Result<tokio::net::TcpStream, String> {
+    let mut last = String::from("no addresses");
+    for ip in addresses {
+        let addr = std::net::SocketAddr::new(ip, port);
+        match tokio::time::timeout(config.connect_timeout, tokio::net::TcpStream::connect(addr))
+            .await
+        {
+            Ok(Ok(stream)) => return Ok(stream),
+            Ok(Err(e)) => last = format!("{addr}: {e}"),
+            Err(_) => last = format!("{addr}: no connection within {:?}", config.connect_timeout),
+        }
+    }
+    Err(last)
+}
+
 /// What validating one challenge needs.
 #[derive(Debug, Clone)]
 pub struct ValidationRequest {

@@ -7,7 +7,7 @@
 //! must hold the certificate's private key. IP identifiers (RFC 8738 §6) use the reverse
 //! DNS name as SNI and an iPAddress subjectAltName.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use der::asn1::{AnyRef, OctetString};
@@ -16,7 +16,6 @@ use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, Server
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::{CertificateDer, ServerName, SubjectPublicKeyInfoDer, UnixTime};
 use rustls::{CertificateError, DigitallySignedStruct, PeerMisbehaved, SignatureScheme};
-use tokio::net::TcpStream;
 use x509_cert::Certificate;
 use x509_cert::ext::pkix::SubjectAltName;
 use x509_cert::ext::pkix::name::GeneralName;
@@ -130,22 +129,11 @@ async fn handshake_and_check(
         Target::Dns(name) => resolver.lookup_ip(name).await?,
         Target::Ip(ip) => vec![*ip],
     };
-    // Addresses come IPv6 first; an unreachable IPv6 address falls back to the next one.
-    let mut last = String::from("no addresses");
-    let mut stream = None;
-    for ip in addresses {
-        let addr = SocketAddr::new(ip, port);
-        match tokio::time::timeout(config.connect_timeout, TcpStream::connect(addr)).await {
-            Ok(Ok(s)) => {
-                stream = Some(s);
-                break;
-            }
-            Ok(Err(e)) => last = format!("{addr}: {e}"),
-            Err(_) => last = format!("{addr}: no connection within {:?}", config.connect_timeout),
-        }
-    }
-    let stream = stream
-        .ok_or_else(|| ValidationFailure::Connection(format!("{what}: cannot connect ({last})")))?;
+    let stream = super::connect_first(config, addresses, port)
+        .await
+        .map_err(|last| {
+            ValidationFailure::Connection(format!("{what}: cannot connect ({last})"))
+        })?;
 
     let sni = target.server_name();
     let name = ServerName::try_from(sni.clone())
