@@ -7,7 +7,7 @@ mod common;
 
 use std::sync::Arc;
 
-use common::acme::{new_account, openssl, setup};
+use common::acme::{new_account, openssl, running, setup};
 use common::net::free_port;
 use instant_acme::{
     Account, AuthorizationStatus, ChallengeType, Identifier, NewOrder, OrderStatus, RetryPolicy,
@@ -37,11 +37,7 @@ async fn issued_text(order: &mut instant_acme::Order, dir: &std::path::Path) -> 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_wildcard_and_its_base_name_are_validated_with_dns01() {
-    let s = setup("").await;
-    let port = free_port();
-    let _server = s.start(port);
-    let directory = format!("https://127.0.0.1:{port}/directory");
-    let (account, _) = new_account(&s.root(), &directory).await;
+    let (s, _server, account) = running("").await;
 
     let identifiers = [
         Identifier::Dns("*.wild.challenges.test".into()),
@@ -91,11 +87,7 @@ async fn a_wildcard_and_its_base_name_are_validated_with_dns01() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_wrong_dns01_value_makes_the_order_invalid() {
-    let s = setup("").await;
-    let port = free_port();
-    let _server = s.start(port);
-    let directory = format!("https://127.0.0.1:{port}/directory");
-    let (account, _) = new_account(&s.root(), &directory).await;
+    let (s, _server, account) = running("").await;
     let identifiers = [Identifier::Dns("badtxt.challenges.test".into())];
     let mut order = account
         .new_order(&NewOrder::new(&identifiers))

@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::acme::{new_account, openssl, order, setup};
+use common::acme::{new_account, openssl, order, running, setup};
 use common::net::free_port;
 use instant_acme::{Account, OrderStatus, RetryPolicy};
 
@@ -71,11 +71,7 @@ async fn instant_acme_gets_a_certificate_signed_on_the_token_and_it_survives_kil
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_wrong_http01_answer_makes_the_authorization_and_order_invalid() {
-    let s = setup("").await;
-    let port = free_port();
-    let _server = s.start(port);
-    let directory = format!("https://127.0.0.1:{port}/directory");
-    let (account, _) = new_account(&s.root(), &directory).await;
+    let (s, _server, account) = running("").await;
     let (mut order, failures) = order(&account, &s.tokens, &["bad.issuance.test"], |_| {
         "not the key authorization".into()
     })

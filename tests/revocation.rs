@@ -9,7 +9,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, SystemTime};
 
-use common::acme::{new_account, openssl, order, setup};
+use common::acme::{new_account, openssl, order, running, setup};
 use common::net::free_port;
 use common::text;
 use der::Encode;
@@ -345,11 +345,7 @@ async fn the_operator_revokes_through_the_admin_socket_and_offline() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_renewal_names_what_it_replaces_and_only_once() {
-    let s = setup("").await;
-    let port = free_port();
-    let _server = s.start(port);
-    let directory = format!("https://127.0.0.1:{port}/directory");
-    let (account, _) = new_account(&s.root(), &directory).await;
+    let (s, _server, account) = running("").await;
     let old = issue(&account, &s.tokens, "renew.crl.test").await;
     let id = cert_id(&old.leaf);
 

@@ -7,19 +7,14 @@ mod common;
 
 use std::net::{IpAddr, Ipv4Addr};
 
-use common::acme::{new_account, openssl, order, setup};
-use common::net::free_port;
+use common::acme::{openssl, order, running};
 use instant_acme::{
     AuthorizationStatus, ChallengeType, Identifier, NewOrder, OrderStatus, RetryPolicy,
 };
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_ip_address_is_validated_over_http01_and_lands_in_an_ip_san() {
-    let s = setup("").await;
-    let port = free_port();
-    let _server = s.start(port);
-    let directory = format!("https://127.0.0.1:{port}/directory");
-    let (account, _) = new_account(&s.root(), &directory).await;
+    let (s, _server, account) = running("").await;
 
     let ip = IpAddr::V4(Ipv4Addr::LOCALHOST);
     let identifiers = [Identifier::Ip(ip)];
@@ -60,11 +55,7 @@ async fn an_ip_address_is_validated_over_http01_and_lands_in_an_ip_san() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn caa_for_another_ca_makes_the_challenge_invalid_with_a_caa_problem() {
-    let s = setup("").await;
-    let port = free_port();
-    let _server = s.start(port);
-    let directory = format!("https://127.0.0.1:{port}/directory");
-    let (account, _) = new_account(&s.root(), &directory).await;
+    let (s, _server, account) = running("").await;
 
     // The http-01 answer is right; only CAA stands in the way.
     let (mut refused, failures) = order(
@@ -95,11 +86,7 @@ async fn caa_for_another_ca_makes_the_challenge_invalid_with_a_caa_problem() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_deactivated_authorization_makes_its_order_invalid() {
-    let s = setup("").await;
-    let port = free_port();
-    let _server = s.start(port);
-    let directory = format!("https://127.0.0.1:{port}/directory");
-    let (account, _) = new_account(&s.root(), &directory).await;
+    let (_s, _server, account) = running("").await;
 
     let identifiers = [Identifier::Dns("deactivate.validation.test".into())];
     let mut order = account
@@ -117,11 +104,7 @@ async fn a_deactivated_authorization_makes_its_order_invalid() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_recent_authorization_is_reused_only_when_the_profile_allows() {
     for (reuse_hours, reused) in [(0, false), (1, true)] {
-        let s = setup(&format!("authz_reuse_hours = {reuse_hours}\n")).await;
-        let port = free_port();
-        let _server = s.start(port);
-        let directory = format!("https://127.0.0.1:{port}/directory");
-        let (account, _) = new_account(&s.root(), &directory).await;
+        let (s, _server, account) = running(&format!("authz_reuse_hours = {reuse_hours}\n")).await;
         let (mut first, failures) = order(&account, &s.tokens, &["reuse.validation.test"], |ka| {
             ka.to_owned()
         })
@@ -148,11 +131,7 @@ async fn a_recent_authorization_is_reused_only_when_the_profile_allows() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn caa_published_after_validation_is_honoured_at_finalize() {
     // Recheck every authorization validated before this second (BR §3.2.2.8 allows 8 h).
-    let s = setup("caa_recheck_hours = 0\n").await;
-    let port = free_port();
-    let _server = s.start(port);
-    let directory = format!("https://127.0.0.1:{port}/directory");
-    let (account, _) = new_account(&s.root(), &directory).await;
+    let (s, _server, account) = running("caa_recheck_hours = 0\n").await;
     let name = "caa-late.validation.test";
     let (mut order, failures) = order(&account, &s.tokens, &[name], |ka| ka.to_owned()).await;
     assert!(failures.is_empty(), "{failures:?}");

@@ -31,21 +31,7 @@ async fn a_pre_authorization_is_validated_and_then_used_by_a_new_order() {
     let authz_url = created.header("location").unwrap();
     let authz = created.json();
     assert_eq!(authz["status"], "pending");
-    let challenge = authz["challenges"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["type"] == "http-01")
-        .unwrap()
-        .clone();
-    let token = challenge["token"].as_str().unwrap();
-    s.tokens
-        .lock()
-        .unwrap()
-        .insert(token.to_owned(), format!("{token}.{}", client.thumbprint()));
-    let answered = client
-        .post(challenge["url"].as_str().unwrap(), Some(&json!({})))
-        .await;
+    let answered = client.answer_http01(&authz, &s.tokens).await;
     assert_eq!(answered.json()["status"], "valid", "{answered:?}");
 
     // The order needs no new validation: it is ready at once, on the same authorization.
@@ -92,21 +78,7 @@ async fn the_certificate_links_its_alternate_chain() {
         .post(order.json()["authorizations"][0].as_str().unwrap(), None)
         .await
         .json();
-    let challenge = authz["challenges"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["type"] == "http-01")
-        .unwrap()
-        .clone();
-    let token = challenge["token"].as_str().unwrap();
-    s.tokens
-        .lock()
-        .unwrap()
-        .insert(token.to_owned(), format!("{token}.{}", client.thumbprint()));
-    client
-        .post(challenge["url"].as_str().unwrap(), Some(&json!({})))
-        .await;
+    client.answer_http01(&authz, &s.tokens).await;
     let key = rcgen::KeyPair::generate().unwrap();
     let mut params = rcgen::CertificateParams::new(vec!["alt.wire.test".to_owned()]).unwrap();
     params.distinguished_name = rcgen::DistinguishedName::new();

@@ -108,6 +108,16 @@ impl Setup {
     }
 }
 
+/// A test CA (`extra` as for [`setup`]) serving on a free port, and one account on it.
+pub async fn running(extra: &str) -> (Setup, ServerProcess, Account) {
+    let s = setup(extra).await;
+    let port = super::net::free_port();
+    let server = s.start(port);
+    let directory = format!("https://127.0.0.1:{port}/directory");
+    let (account, _) = new_account(&s.root(), &directory).await;
+    (s, server, account)
+}
+
 /// A new account with a contact and the terms agreed.
 pub async fn new_account(root: &Path, directory: &str) -> (Account, AccountCredentials) {
     Account::builder_with_root(root)

@@ -194,6 +194,24 @@ impl RawClient {
         answer
     }
 
+    /// Serves the key authorization of `authz`'s http-01 challenge through `tokens` and
+    /// answers the challenge; returns the answer to that POST.
+    pub async fn answer_http01(&self, authz: &Value, tokens: &super::net::Tokens) -> Answer {
+        let challenge = authz["challenges"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["type"] == "http-01")
+            .unwrap();
+        let token = challenge["token"].as_str().unwrap();
+        tokens
+            .lock()
+            .unwrap()
+            .insert(token.to_owned(), format!("{token}.{}", self.thumbprint()));
+        self.post(challenge["url"].as_str().unwrap(), Some(&json!({})))
+            .await
+    }
+
     /// RFC 7638 thumbprint of this key.
     pub fn thumbprint(&self) -> String {
         hsm_acme::acme::jwk::thumbprint(&self.jwk).unwrap()
