@@ -112,7 +112,7 @@ pub async fn serve(config: Config, overrides: ServeOverrides) -> Result<(), Star
         ip_identifiers: acme.ip_identifiers,
         ..Policy::default()
     };
-    let revocations = Arc::new(tokio::sync::Notify::new());
+    let (revocations, revoked_cas) = tokio::sync::mpsc::unbounded_channel();
     let ra = Ra::new(RaParts {
         store,
         policy,
@@ -128,7 +128,7 @@ pub async fn serve(config: Config, overrides: ServeOverrides) -> Result<(), Star
             caa_recheck_age: acme.caa_recheck,
             ..RaSettings::default()
         },
-        revocations: Arc::clone(&revocations),
+        revocations,
     });
     ra.recover()
         .await
@@ -178,7 +178,7 @@ pub async fn serve(config: Config, overrides: ServeOverrides) -> Result<(), Star
             .refresh_all(true)
             .await
             .map_err(|e| StartError(format!("signing the CRLs: {}", e.detail)))?;
-        tokio::spawn(Arc::clone(&publisher).run(revocations, stopped()));
+        tokio::spawn(Arc::clone(&publisher).run(revoked_cas, stopped()));
         if let Some(listen) = publication.listen {
             let plain = tokio::net::TcpListener::bind(listen)
                 .await

@@ -178,15 +178,12 @@ impl Publisher {
             .ok_or_else(|| {
                 Error::not_found(format!("no CRL is signed for a CA called {name:?}"))
             })?;
-        self.refresh(ca, true).await?;
-        let (store, name) = (self.store.clone(), name.to_owned());
-        tokio::task::spawn_blocking(move || store.reader().get::<CrlRecord>(&name))
-            .await
-            .map_err(|e| Error::internal(e.to_string()))??
-            .ok_or_else(|| Error::internal("the CRL just signed is not stored"))
+        self.refresh(ca, true).await
     }
 
-    async fn refresh(&self, ca: &CrlAuthority, force: bool) -> Result<(), Error> {
+    /// Publishes `ca`'s current CRL, signing a new one first if it is due or `force`d;
+    /// returns what is published.
+    async fn refresh(&self, ca: &CrlAuthority, force: bool) -> Result<CrlRecord, Error> {
         let now = self.clock.now();
         let name = ca.name.clone();
         let store = self.store.clone();
@@ -197,15 +194,15 @@ impl Publisher {
             let half_life = (record.next_update.saturating_sub(record.this_update)) / 2;
             if !force && now < record.this_update + half_life {
                 self.publish_crl(&ca.name, record.der.clone());
-                return Ok(());
+                return Ok(record.clone());
             }
         }
         let record = self
             .sign(ca, stored.map_or(1, |r| r.number + 1), now)
             .await?;
         tracing::info!(ca = %ca.name, number = record.number, "CRL signed");
-        self.publish_crl(&ca.name, record.der);
-        Ok(())
+        self.publish_crl(&ca.name, record.der.clone());
+        Ok(record)
     }
 
     /// Signs CRL number `number` of `ca` at `now` and stores it.
@@ -247,24 +244,34 @@ impl Publisher {
         Ok(record)
     }
 
-    /// Keeps CRLs current until `shutdown`: after revocations (debounced) and on schedule.
+    /// Keeps CRLs current until `shutdown`: the CRL of a CA that revoked is re-signed
+    /// after the debounce, and every CRL on schedule.
     pub async fn run(
         self: Arc<Self>,
-        revocations: Arc<tokio::sync::Notify>,
+        mut revoked_cas: tokio::sync::mpsc::UnboundedReceiver<String>,
         shutdown: impl Future<Output = ()>,
     ) {
         tokio::pin!(shutdown);
         loop {
-            let force = tokio::select! {
-                () = revocations.notified() => {
+            tokio::select! {
+                Some(first) = revoked_cas.recv() => {
                     tokio::time::sleep(DEBOUNCE).await;
-                    true
+                    let mut cas = std::collections::BTreeSet::from([first]);
+                    while let Ok(more) = revoked_cas.try_recv() {
+                        cas.insert(more);
+                    }
+                    for name in cas {
+                        if let Err(e) = self.resign(&name).await {
+                            tracing::error!(ca = %name, error = %e.detail, "CRL not published");
+                        }
+                    }
                 }
-                () = tokio::time::sleep(TICK) => false,
+                // Failures are logged per CA; the next tick tries again.
+                () = tokio::time::sleep(TICK) => {
+                    let _ = self.refresh_all(false).await;
+                }
                 () = &mut shutdown => return,
-            };
-            // Failures are logged per CA; the next tick tries again.
-            let _ = self.refresh_all(force).await;
+            }
         }
     }
 }

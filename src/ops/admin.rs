@@ -77,8 +77,8 @@ async fn execute(ra: &Ra, publisher: Option<&Publisher>, request: AdminRequest) 
                 Ok(record) => {
                     // Publish at once rather than after the debounce: the operator waits.
                     let crl = match publisher {
-                        Some(p) => match p.refresh_all(true).await {
-                            Ok(()) => "; the CRL is re-signed".to_owned(),
+                        Some(p) => match p.resign(&record.ca).await {
+                            Ok(crl) => format!("; CRL number {} is published", crl.number),
                             Err(e) => format!("; re-signing the CRL failed: {}", e.detail),
                         },
                         None => String::new(),

@@ -86,7 +86,7 @@ struct Inner {
     runner: HsmRunner,
     clock: Arc<dyn Clock>,
     settings: RaSettings,
-    revocations: Arc<tokio::sync::Notify>,
+    revocations: tokio::sync::mpsc::UnboundedSender<String>,
     rng: SystemRandom,
 }
 
@@ -114,8 +114,8 @@ pub struct RaParts {
     pub clock: Arc<dyn Clock>,
     /// Tunables.
     pub settings: RaSettings,
-    /// Woken after every revocation, so the CRL is published again.
-    pub revocations: Arc<tokio::sync::Notify>,
+    /// Told the issuing CA of every revocation, so that CA's CRL is published again.
+    pub revocations: tokio::sync::mpsc::UnboundedSender<String>,
 }
 
 impl Ra {

@@ -203,7 +203,8 @@ impl Ra {
             .write(move |tx| revoke_in(tx, &revoker, &serial, der.as_deref(), reason, now))
             .await?;
         tracing::info!(serial = %revoked.serial, reason, "certificate revoked");
-        self.inner.revocations.notify_one();
+        // Nobody listens without [publication]; the revocation stands regardless.
+        let _ = self.inner.revocations.send(revoked.ca.clone());
         Ok(revoked)
     }
 }
