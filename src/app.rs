@@ -514,12 +514,7 @@ fn tls_certificate_fits(
                 match name {
                     GeneralName::DnsName(n) => d.push(n.to_string().to_ascii_lowercase()),
                     GeneralName::IpAddress(bytes) => {
-                        let b = bytes.as_bytes();
-                        if let Ok(v4) = <[u8; 4]>::try_from(b) {
-                            i.push(IpAddr::from(v4));
-                        } else if let Ok(v6) = <[u8; 16]>::try_from(b) {
-                            i.push(IpAddr::from(v6));
-                        }
+                        i.extend(crate::ca::ip_address(bytes.as_bytes()));
                     }
                     _ => {}
                 }

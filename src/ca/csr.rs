@@ -163,13 +163,8 @@ pub fn parse_csr(der: &[u8], policy: &KeyPolicy) -> Result<ParsedCsr, CsrError> 
                     }
                     GeneralName::IpAddress(octets) => {
                         let b = octets.as_bytes();
-                        let ip = if let Ok(v4) = <[u8; 4]>::try_from(b) {
-                            IpAddr::from(v4)
-                        } else if let Ok(v6) = <[u8; 16]>::try_from(b) {
-                            IpAddr::from(v6)
-                        } else {
-                            return Err(bad(format!("an iPAddress of {} bytes", b.len())));
-                        };
+                        let ip = super::ip_address(b)
+                            .ok_or_else(|| bad(format!("an iPAddress of {} bytes", b.len())))?;
                         ip_addresses.insert(ip);
                     }
                     other => {

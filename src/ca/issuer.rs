@@ -108,11 +108,6 @@ impl Issuer {
         self.key_identifier.as_deref() == Some(key_id)
     }
 
-    /// This CA's subject key identifier.
-    pub fn key_identifier(&self) -> Option<&[u8]> {
-        self.key_identifier.as_deref()
-    }
-
     /// Adds an alternate chain (RFC 8555 §7.4.2): certificates served after a leaf instead
     /// of the default chain, e.g. through a cross-signed certificate of this CA. The first
     /// one must carry this CA's key, so every chain verifies the same leaf.

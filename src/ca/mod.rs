@@ -18,6 +18,16 @@ pub(crate) mod test_signer;
 pub mod verify;
 pub mod x509;
 
+/// The address in an X.509 iPAddress general name (RFC 5280 §4.2.1.6: four octets for
+/// IPv4, sixteen for IPv6); `None` for any other length.
+pub fn ip_address(octets: &[u8]) -> Option<std::net::IpAddr> {
+    match octets.len() {
+        4 => <[u8; 4]>::try_from(octets).ok().map(Into::into),
+        16 => <[u8; 16]>::try_from(octets).ok().map(Into::into),
+        _ => None,
+    }
+}
+
 /// Why a certificate could not be made.
 #[derive(Debug, thiserror::Error)]
 pub enum CaError {

@@ -67,12 +67,7 @@ fn identifiers_of(cert: &Certificate) -> Vec<Identifier> {
         .filter_map(|name| match name {
             GeneralName::DnsName(dns) => Some(Identifier::dns(dns.to_string())),
             GeneralName::IpAddress(octets) => {
-                let b = octets.as_bytes();
-                let ip = <[u8; 4]>::try_from(b)
-                    .map(std::net::IpAddr::from)
-                    .or_else(|_| <[u8; 16]>::try_from(b).map(std::net::IpAddr::from))
-                    .ok()?;
-                Some(Identifier::ip(ip))
+                crate::ca::ip_address(octets.as_bytes()).map(Identifier::ip)
             }
             _ => None,
         })

@@ -259,12 +259,9 @@ fn check_certificate(
 fn describe_name(name: &GeneralName) -> String {
     match name {
         GeneralName::DnsName(n) => format!("dNSName {:?}", n.as_str()),
-        GeneralName::IpAddress(o) => match <[u8; 4]>::try_from(o.as_bytes()) {
-            Ok(v4) => format!("iPAddress {}", IpAddr::from(v4)),
-            Err(_) => match <[u8; 16]>::try_from(o.as_bytes()) {
-                Ok(v6) => format!("iPAddress {}", IpAddr::from(v6)),
-                Err(_) => format!("iPAddress {}", hex(o.as_bytes())),
-            },
+        GeneralName::IpAddress(o) => match crate::ca::ip_address(o.as_bytes()) {
+            Some(ip) => format!("iPAddress {ip}"),
+            None => format!("iPAddress {}", hex(o.as_bytes())),
         },
         _ => "of another kind".into(),
     }
