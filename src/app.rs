@@ -18,7 +18,8 @@ use crate::ca::csr::KeyPolicy;
 use crate::ca::issuer::{Issuer, IssuerSettings};
 use crate::clock::{Clock, SystemClock};
 use crate::config::{CaIssuer, Config, ServerConfig};
-use crate::hsm::{HsmRunner, KeyType, Pkcs11Token, RsaPadding, Signer};
+use crate::hsm::{HsmRunner, KeyType, Pkcs11Token, RsaPadding, Sealer, Signer};
+use crate::ops::operator::{CrlSigning, Operator};
 use crate::policy::Policy;
 use crate::publish::{CrlAuthority, Publisher};
 use crate::ra::{Ra, RaParts, RaSettings};
@@ -91,6 +92,7 @@ pub async fn serve(config: Config, overrides: ServeOverrides) -> Result<(), Star
         .ok_or_else(|| StartError("the configuration has no [storage] path".into()))?;
     let store = Store::open(&storage).map_err(|e| StartError(e.to_string()))?;
     let publication_store = store.clone();
+    let admin_store = store.clone();
 
     let va_config = VaConfig {
         caa_identities: acme.caa_identities.clone(),
@@ -113,6 +115,16 @@ pub async fn serve(config: Config, overrides: ServeOverrides) -> Result<(), Star
         ..Policy::default()
     };
     let (revocations, revoked_cas) = tokio::sync::mpsc::unbounded_channel();
+    let sealer: Option<Arc<dyn Sealer>> = match &config.sealing_key {
+        Some(label) => {
+            let sealer = token
+                .sealer(label)
+                .map_err(|e| StartError(format!("sealing key {label:?}: {e}")))?;
+            Some(Arc::new(sealer))
+        }
+        None => None,
+    };
+    let urls = crate::wfe::Urls::new(&server.base_url());
     let ra = Ra::new(RaParts {
         store,
         policy,
@@ -122,13 +134,17 @@ pub async fn serve(config: Config, overrides: ServeOverrides) -> Result<(), Star
         runner: runner.clone(),
         clock: Arc::clone(&clock),
         settings: RaSettings {
-            account_url_prefix: crate::wfe::Urls::new(&server.base_url()).account_prefix(),
+            account_url_prefix: urls.account_prefix(),
+            profile: acme.name.clone(),
+            eab_required: acme.eab_required,
+            new_account_url: urls.acme("new-account"),
             pre_authorization: acme.pre_authorization,
             authz_reuse: acme.authz_reuse,
             caa_recheck_age: acme.caa_recheck,
             ..RaSettings::default()
         },
         revocations,
+        sealer: sealer.clone(),
     });
     ra.recover()
         .await
@@ -136,7 +152,6 @@ pub async fn serve(config: Config, overrides: ServeOverrides) -> Result<(), Star
 
     let tls_config = server_tls(&server, &token, &issuer, acme.validity_days)?;
     let base_url = server.base_url();
-    let admin_ra = ra.clone();
     let admin_reader = ra.reader().clone();
     let wfe = Wfe::new(
         ra,
@@ -146,7 +161,7 @@ pub async fn serve(config: Config, overrides: ServeOverrides) -> Result<(), Star
                 terms_of_service: acme.terms_of_service.clone(),
                 website: acme.website.clone(),
                 caa_identities: acme.caa_identities.clone(),
-                external_account_required: false,
+                external_account_required: acme.eab_required,
             },
         },
     );
@@ -189,21 +204,27 @@ pub async fn serve(config: Config, overrides: ServeOverrides) -> Result<(), Star
         publisher_handle = Some(publisher);
     }
     if let Some(path) = server.admin_socket.clone() {
-        let shutdown = stopped();
-        // Wait until it is bound (or has failed, which is logged), so an operator command
-        // right after start-up finds it.
-        let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
-        tokio::spawn(async move {
-            let result = crate::ops::admin::serve(&path, admin_ra, publisher_handle, async {
-                let _ = ready_tx.send(());
-                shutdown.await;
-            })
-            .await;
-            if let Err(e) = result {
-                tracing::error!(path = %path.display(), error = %e, "admin socket failed");
-            }
+        // Bound before serving starts: a path that is not ours to take stops the start.
+        let listener =
+            crate::ops::admin::bind(&path).map_err(|e| StartError(format!("admin socket: {e}")))?;
+        let crls = publisher_handle.map(|publisher| {
+            Arc::new(PublisherCrls {
+                publisher,
+                runtime: tokio::runtime::Handle::current(),
+            }) as Arc<dyn CrlSigning>
         });
-        let _ = ready_rx.await;
+        let operator = Arc::new(Operator {
+            store: admin_store,
+            profiles: vec![acme.name.clone()],
+            account_url_prefix: urls.account_prefix(),
+            sealer,
+            crls,
+            clock: Arc::clone(&clock),
+        });
+        let shutdown = stopped();
+        tokio::spawn(async move {
+            crate::ops::admin::serve(listener, &path, operator, shutdown).await;
+        });
     }
 
     tracing::info!(listen = %server.listen, directory = %format!("{base_url}/directory"),
@@ -232,6 +253,21 @@ pub async fn serve(config: Config, overrides: ServeOverrides) -> Result<(), Star
     }
     server::serve(listener, tls_config, wfe, stopped()).await;
     Ok(())
+}
+
+/// The running server's CRL signing for operator commands: through the publisher, so the
+/// new CRL is served at once.
+#[derive(Debug)]
+struct PublisherCrls {
+    publisher: Arc<Publisher>,
+    runtime: tokio::runtime::Handle,
+}
+
+impl CrlSigning for PublisherCrls {
+    fn resign(&self, ca: &str) -> Result<crate::store::CrlRecord, crate::error::Error> {
+        // Called on a blocking thread (the operator's commands block).
+        self.runtime.block_on(self.publisher.resign(ca))
+    }
 }
 
 /// Half the systemd watchdog timeout (`WatchdogSec=`), if the unit sets one for us.

@@ -86,7 +86,10 @@ struct RawServer {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawAcme {
+    name: Option<String>,
     ca: String,
+    #[serde(default)]
+    eab_required: bool,
     validity_days: Option<u32>,
     #[serde(default)]
     client_auth: bool,
@@ -227,8 +230,12 @@ pub struct ServerConfig {
 /// `[acme]`: the ACME profile.
 #[derive(Debug, Clone)]
 pub struct AcmeConfig {
+    /// The profile's name (default `default`): EAB keys and accounts belong to it.
+    pub name: String,
     /// The `[[ca]]` that issues.
     pub ca: String,
+    /// newAccount needs an external account binding (RFC 8555 §7.3.4).
+    pub eab_required: bool,
     /// Longest certificate lifetime, days.
     pub validity_days: u32,
     /// Add clientAuth to issued certificates.
@@ -560,8 +567,21 @@ fn check_acme(raw: RawAcme, cas: &[CaConfig]) -> Result<AcmeConfig, String> {
             raw.authz_reuse_hours
         ));
     }
+    let name = raw.name.unwrap_or_else(|| "default".into());
+    if name.is_empty()
+        || name.len() > 64
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    {
+        return Err(format!(
+            "[acme] name = {name:?}: 1 to 64 letters, digits, '-' and '_'"
+        ));
+    }
     Ok(AcmeConfig {
+        name,
         ca: raw.ca,
+        eab_required: raw.eab_required,
         validity_days,
         client_auth: raw.client_auth,
         terms_of_service: raw.terms_of_service,

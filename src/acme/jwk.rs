@@ -8,6 +8,9 @@ use der::{Decode, Sequence};
 use serde_json::{Value, json};
 use spki::SubjectPublicKeyInfoOwned;
 
+use josekit::jwk::Jwk;
+use josekit::jws::{ES256, ES384, EdDSA, JwsVerifier, RS256};
+
 use crate::error::{Error, ErrorKind};
 
 const EC_PUBLIC_KEY: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.2.1");
@@ -58,6 +61,36 @@ pub fn thumbprint(jwk: &Value) -> Result<String, Error> {
     };
     let digest = ring::digest::digest(&ring::digest::SHA256, canonical.as_bytes());
     Ok(URL_SAFE_NO_PAD.encode(digest.as_ref()))
+}
+
+/// Builds a verifier for `alg` over `jwk`, refusing keys that do not fit the algorithm.
+pub fn verifier(alg: &str, jwk: &Value) -> Result<Box<dyn JwsVerifier>, Error> {
+    let bad_key = |e: josekit::JoseError| {
+        Error::new(
+            ErrorKind::BadPublicKey,
+            format!("the key cannot verify {alg}: {e}"),
+        )
+    };
+    let map = jwk
+        .as_object()
+        .cloned()
+        .ok_or_else(|| Error::malformed("\"jwk\" is not an object"))?;
+    let jwk = Jwk::from_map(map).map_err(bad_key)?;
+    Ok(match alg {
+        "ES256" => Box::new(ES256.verifier_from_jwk(&jwk).map_err(bad_key)?),
+        "ES384" => Box::new(ES384.verifier_from_jwk(&jwk).map_err(bad_key)?),
+        // josekit refuses RSA keys under 2048 bits.
+        "RS256" => Box::new(RS256.verifier_from_jwk(&jwk).map_err(bad_key)?),
+        "EdDSA" if jwk.curve() == Some("Ed25519") => {
+            Box::new(EdDSA.verifier_from_jwk(&jwk).map_err(bad_key)?)
+        }
+        _ => {
+            return Err(Error::new(
+                ErrorKind::BadSignatureAlgorithm,
+                format!("{alg} does not fit this key"),
+            ));
+        }
+    })
 }
 
 fn json_str(s: &str) -> String {

@@ -279,6 +279,23 @@ pub struct NewAccountRequest {
     pub external_account_binding: Option<Value>,
 }
 
+/// RFC 8555 §7.3.4: the inner JWS of newAccount's `externalAccountBinding`, in its parts.
+#[derive(Debug, Clone)]
+pub struct ExternalAccountBinding {
+    /// Protected header `alg`: a MAC algorithm, or a signature algorithm for public-key EAB.
+    pub alg: String,
+    /// Protected header `kid`: the key the operator handed out.
+    pub kid: String,
+    /// Protected header `url`: must be the newAccount URL.
+    pub url: String,
+    /// The payload: the account's JWK.
+    pub payload: Vec<u8>,
+    /// The MAC or signature.
+    pub signature: Vec<u8>,
+    /// `protected.payload`, as MACed or signed.
+    pub signing_input: String,
+}
+
 /// RFC 8555 §7.3.2 / §7.3.6 account update payload.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]

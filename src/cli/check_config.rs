@@ -71,9 +71,22 @@ pub(super) fn run(path: &Path) -> Result<(), CliError> {
     }
     if let Some(acme) = &config.acme {
         println!(
-            "issuing CA {:?}, certificates of up to {} days",
-            acme.ca, acme.validity_days
+            "ACME profile {:?}: issuing CA {:?}, certificates of up to {} days, {}",
+            acme.name,
+            acme.ca,
+            acme.validity_days,
+            if acme.eab_required {
+                "external account binding required"
+            } else {
+                "open registration (no external account binding required)"
+            }
         );
+        if acme.eab_required && config.sealing_key.is_none() {
+            println!(
+                "  no [sealing] key: only public-key EAB keys can be created (HMAC keys are \
+                 sealed on the token)"
+            );
+        }
     }
     match &config.publication {
         Some(publication) => println!(

@@ -3,10 +3,10 @@
 //! Each command prints a report for a person and exits non-zero when anything is wrong.
 //! PINs are never taken from the command line.
 
+mod admin;
 mod ca;
 mod check_config;
 mod hsm;
-mod revoke;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -14,6 +14,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 use crate::config::{Config, ConfigError};
+use crate::ops::operator::AdminRequest;
 
 /// Default configuration path for a packaged install.
 const DEFAULT_CONFIG: &str = "/etc/hsm-acme/hsm-acme.toml";
@@ -25,6 +26,10 @@ pub struct Cli {
     /// Configuration file.
     #[arg(long, short, global = true, env = "HSM_ACME_CONFIG", default_value = DEFAULT_CONFIG)]
     pub config: PathBuf,
+    /// Print the operator commands' answers (revoke, crl, eab, account) as JSON, for
+    /// scripts.
+    #[arg(long, global = true)]
+    pub json: bool,
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
@@ -62,8 +67,82 @@ pub enum Command {
         #[arg(long)]
         out: PathBuf,
     },
+    /// External account binding keys (RFC 8555 §7.3.4): who may open an account.
+    #[command(subcommand)]
+    Eab(EabCommand),
+    /// ACME accounts.
+    #[command(subcommand)]
+    Account(AccountCommand),
     /// Serve ACME over HTTPS until SIGTERM or SIGINT.
     Serve(ServeArgs),
+}
+
+/// `hsm-acme eab …`: through the running server's admin socket, or on the state file with
+/// `serve` stopped.
+#[derive(Debug, Subcommand)]
+pub enum EabCommand {
+    /// Create a key. An HMAC key is printed once (kid and base64url key) and stored only
+    /// sealed by the token; with --public-key, a public key is registered instead.
+    Create {
+        /// The ACME profile whose accounts it binds (the `[acme] name`, default "default").
+        #[arg(long)]
+        profile: String,
+        /// MAC algorithm of an HMAC key: HS256 (default), HS384, HS512.
+        #[arg(long, conflicts_with = "public_key")]
+        alg: Option<String>,
+        /// A PEM public key or certificate (P-256, P-384, RSA, Ed25519): the client signs
+        /// the binding with its private key.
+        #[arg(long, value_name = "FILE.pem")]
+        public_key: Option<PathBuf>,
+        /// Names bound accounts may order, comma-separated: host.example, *.example
+        /// (below), .example (it and below), 10.0.0.0/8, 192.0.2.7.
+        #[arg(long, value_name = "LIST")]
+        allowed_domains: Option<String>,
+        /// Names whose authorizations bound accounts get without a challenge (same
+        /// patterns); for internal names no public validation can reach.
+        #[arg(long, value_name = "LIST")]
+        prevalidated_domains: Option<String>,
+        /// When it stops binding accounts: a date (2027-06-30), an RFC 3339 time, or a
+        /// duration (90d, 12h, 2w).
+        #[arg(long, value_name = "DATE|DURATION")]
+        expires: Option<String>,
+        /// Let it bind any number of accounts (default: one).
+        #[arg(long)]
+        reusable: bool,
+        /// A note for the operator.
+        #[arg(long)]
+        label: Option<String>,
+    },
+    /// List keys (never their secrets).
+    List,
+    /// Show one key and the accounts it bound (never its secret).
+    Show {
+        /// The key id.
+        kid: String,
+    },
+    /// Revoke a key: it binds no new account, and the accounts it bound can order no more.
+    Revoke {
+        /// The key id.
+        kid: String,
+    },
+}
+
+/// `hsm-acme account …`: through the running server's admin socket, or on the state file
+/// with `serve` stopped.
+#[derive(Debug, Subcommand)]
+pub enum AccountCommand {
+    /// List accounts with their status and EAB key id.
+    List,
+    /// Show an account, its EAB key id, its orders and its certificates.
+    Show {
+        /// The account id (the last segment of its URL).
+        id: String,
+    },
+    /// Deactivate an account (RFC 8555 §7.1.6); its authorizations go with it.
+    Deactivate {
+        /// The account id.
+        id: String,
+    },
 }
 
 /// `hsm-acme serve` options; each overrides the configuration file.
@@ -143,20 +222,35 @@ impl CliError {
 /// Runs a parsed command line and returns the process exit code.
 pub fn run(cli: &Cli) -> ExitCode {
     init_tracing();
+    let output = admin::Output { json: cli.json };
     let result = match &cli.command {
         Command::CheckConfig => check_config::run(&cli.config),
         Command::Hsm(cmd) => load(&cli.config).and_then(|config| hsm::run(&config, cmd)),
         Command::Ca(cmd) => load(&cli.config).and_then(|config| ca::run(&config, cmd)),
         Command::Serve(args) => load(&cli.config).and_then(|config| serve(config, args)),
         Command::Revoke { serial, reason } => {
-            load(&cli.config).and_then(|config| revoke::revoke(&config, serial, *reason))
+            let request = AdminRequest::Revoke {
+                serial: serial.clone(),
+                reason: *reason,
+            };
+            load(&cli.config).and_then(|config| admin::run(&config, request, output, None))
         }
         Command::Crl { ca, out } => {
-            load(&cli.config).and_then(|config| revoke::crl(&config, ca, out))
+            let request = AdminRequest::Crl { ca: ca.clone() };
+            load(&cli.config).and_then(|config| admin::run(&config, request, output, Some(out)))
         }
+        Command::Eab(cmd) => admin::eab_request(cmd).and_then(|request| {
+            load(&cli.config).and_then(|config| admin::run(&config, request, output, None))
+        }),
+        Command::Account(cmd) => load(&cli.config)
+            .and_then(|config| admin::run(&config, admin::account_request(cmd), output, None)),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
+        Err(CliError(message)) if cli.json => {
+            println!("{}", serde_json::json!({"ok": false, "error": message}));
+            ExitCode::FAILURE
+        }
         Err(CliError(message)) => {
             eprintln!("error: {message}");
             ExitCode::FAILURE

@@ -55,6 +55,9 @@ pub trait Sealer: Send + Sync + fmt::Debug {
     fn seal(&self, plaintext: &[u8], aad: &[u8]) -> Result<Sealed, TokenError>;
     /// Reverses [`Sealer::seal`]; fails unless `aad` is the one the secret was sealed with.
     fn unseal(&self, sealed: &Sealed, aad: &[u8]) -> Result<Zeroizing<Vec<u8>>, TokenError>;
+    /// `len` bytes from the token's random number generator (`C_GenerateRandom`), for
+    /// secrets that are sealed right after: they are born where they are protected.
+    fn random(&self, len: usize) -> Result<Zeroizing<Vec<u8>>, TokenError>;
 }
 
 /// A secret sealed with AES-256-GCM by a token key, as stored in the database.

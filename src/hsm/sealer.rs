@@ -129,4 +129,20 @@ impl Sealer for TokenSealer {
             }
         })
     }
+
+    fn random(&self, len: usize) -> Result<Zeroizing<Vec<u8>>, TokenError> {
+        let want = u32::try_from(len)
+            .map_err(|_| TokenError::Malformed(format!("{len} random bytes asked for")))?;
+        let bytes = self.token.pool.run("C_GenerateRandom", |session, _| {
+            Ok(Zeroizing::new(session.generate_random_vec(want)?))
+        })?;
+        // A module that returns fewer bytes, or none at all, must not shorten a secret.
+        if bytes.len() != len || (len >= 16 && bytes.iter().all(|b| *b == 0)) {
+            return Err(TokenError::Malformed(format!(
+                "C_GenerateRandom returned {} unusable bytes for {len}",
+                bytes.len()
+            )));
+        }
+        Ok(bytes)
+    }
 }

@@ -3,12 +3,13 @@
 
 use serde_json::Value;
 
-use super::Ra;
+use super::{Ra, eab};
 use crate::acme::{
-    AccountStatus, AccountUpdateRequest, AuthorizationStatus, KeyChangeRequest, NewAccountRequest,
+    AccountStatus, AccountUpdateRequest, AuthorizationStatus, ExternalAccountBinding,
+    KeyChangeRequest, NewAccountRequest,
 };
 use crate::error::{Error, ErrorKind};
-use crate::store::{AccountRecord, AuthzRecord, Tx};
+use crate::store::{AccountRecord, AuthzRecord, EabKeyRecord, Tx};
 
 /// The outcome of newAccount.
 #[derive(Debug)]
@@ -20,12 +21,14 @@ pub struct NewAccountOutcome {
 }
 
 impl Ra {
-    /// newAccount (RFC 8555 §7.3, §7.3.1).
+    /// newAccount (RFC 8555 §7.3, §7.3.1), with its external account binding (§7.3.4)
+    /// when the client sent one.
     pub async fn new_account(
         &self,
         jwk: Value,
         thumbprint: String,
         request: NewAccountRequest,
+        binding: Option<ExternalAccountBinding>,
         tos_required: bool,
     ) -> Result<NewAccountOutcome, Error> {
         if request.only_return_existing == Some(true) {
@@ -58,6 +61,18 @@ impl Ra {
                 "this CA requires agreement to its terms of service (termsOfServiceAgreed: true)",
             ));
         }
+        let now = self.now();
+        let eab_kid = match binding {
+            Some(binding) => Some(self.check_binding(binding, &thumbprint, now).await?),
+            None if self.inner.settings.eab_required => {
+                return Err(Error::new(
+                    ErrorKind::ExternalAccountRequired,
+                    "this CA opens accounts only with an external account binding \
+                     (externalAccountBinding, RFC 8555 §7.3.4): ask its operator for a key",
+                ));
+            }
+            None => None,
+        };
         let id = self.random(16)?;
         let account = AccountRecord {
             id,
@@ -66,7 +81,9 @@ impl Ra {
             tos_agreed: request.terms_of_service_agreed,
             jwk,
             thumbprint,
-            created: self.now(),
+            created: now,
+            eab_kid,
+            profile: self.inner.settings.profile.clone(),
         };
         self.write(move |tx| {
             // §7.3.1: a key that already has an account gets that account back.
@@ -83,6 +100,9 @@ impl Ra {
                     created: false,
                 });
             }
+            if let Some(kid) = &account.eab_kid {
+                eab::bind_in(tx, kid, &account.id, now)?;
+            }
             tx.put(&account)?;
             tx.set_account_key(&account.thumbprint, &account.id)?;
             Ok(NewAccountOutcome {
@@ -91,6 +111,46 @@ impl Ra {
             })
         })
         .await
+    }
+
+    /// Checks an external account binding against the key it names; the MAC key is
+    /// unsealed on the token for this check only. Returns the kid.
+    async fn check_binding(
+        &self,
+        binding: ExternalAccountBinding,
+        thumbprint: &str,
+        now: u64,
+    ) -> Result<String, Error> {
+        let kid = binding.kid.clone();
+        let lookup = kid.clone();
+        let record = self
+            .read(move |r| Ok(r.get::<EabKeyRecord>(&lookup)?))
+            .await?
+            .ok_or_else(|| {
+                Error::unauthorized(format!("externalAccountBinding: unknown EAB key {kid:?}"))
+            })?;
+        let sealer = self.inner.sealer.clone();
+        let settings = &self.inner.settings;
+        let (url, profile, thumbprint) = (
+            settings.new_account_url.clone(),
+            settings.profile.clone(),
+            thumbprint.to_owned(),
+        );
+        self.inner
+            .runner
+            .run(move || {
+                Ok(eab::check_binding(
+                    &binding,
+                    &record,
+                    sealer.as_deref(),
+                    &url,
+                    &profile,
+                    &thumbprint,
+                    now,
+                ))
+            })
+            .await??;
+        Ok(kid)
     }
 
     /// POST to an account URL: read it, update its contacts, or deactivate it (§7.3.2,
@@ -194,6 +254,24 @@ pub enum KeyChangeOutcome {
     Changed(AccountRecord),
     /// The new key already belongs to this account id (§7.3.5: 409 with its URL).
     KeyInUse(String),
+}
+
+/// Deactivates an account for its operator (RFC 8555 §7.1.6: the server may deactivate
+/// accounts too); its key finds it still, but it can do nothing more.
+pub fn deactivate_account_in(tx: &mut Tx<'_>, account_id: &str) -> Result<AccountRecord, Error> {
+    let mut account = tx
+        .get::<AccountRecord>(account_id)?
+        .ok_or_else(|| Error::not_found(format!("no account {account_id:?}")))?;
+    if account.status != AccountStatus::Valid {
+        return Err(Error::new(
+            ErrorKind::Conflict,
+            format!("account {account_id:?} is already {}", account.status),
+        ));
+    }
+    account.status = AccountStatus::Deactivated;
+    deactivate_authorizations(tx, &account.id)?;
+    tx.put(&account)?;
+    Ok(account)
 }
 
 /// RFC 8555 §7.3.6: a deactivated account's pending and valid authorizations go with it,

@@ -84,9 +84,20 @@ impl Ra {
                 "wildcard names cannot be pre-authorized (RFC 8555 §7.4.1); order them",
             ));
         }
+        let binding = self.binding_of(account).await?;
+        if let Some(binding) = &binding {
+            super::eab::check_allowed(binding, std::slice::from_ref(&identifier))?;
+        }
         let now = self.now();
+        let prevalidated = binding
+            .as_ref()
+            .filter(|b| super::eab::prevalidates(b, &identifier))
+            .map(|b| b.kid.clone());
         let mut authz = self.new_authz_record(account, identifier, false, now)?;
         authz.preauthorized = true;
+        if let Some(kid) = prevalidated {
+            super::order::prevalidate(&mut authz, &kid);
+        }
         self.write(move |tx| {
             tx.put(&authz)?;
             tx.link_authz(&authz)?;

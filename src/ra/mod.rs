@@ -7,6 +7,7 @@
 
 mod account;
 mod authz;
+pub mod eab;
 mod finalize;
 mod order;
 mod recover;
@@ -20,7 +21,7 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use ring::rand::{SecureRandom, SystemRandom};
 
-pub use account::KeyChangeOutcome;
+pub use account::{KeyChangeOutcome, deactivate_account_in};
 pub use order::OrderView;
 pub use renewal::RenewalWindow;
 pub use revoke::{Revoker, check_reason, revoke_in};
@@ -29,7 +30,7 @@ use crate::ca::csr::KeyPolicy;
 use crate::ca::issuer::Issuer;
 use crate::clock::Clock;
 use crate::error::Error;
-use crate::hsm::HsmRunner;
+use crate::hsm::{HsmRunner, Sealer};
 use crate::policy::Policy;
 use crate::store::{AccountRecord, Store, StoreReader};
 use crate::va::Validator;
@@ -54,6 +55,12 @@ pub struct RaSettings {
     /// How long a challenge or finalize request waits for its result before answering
     /// `processing`: clients that would otherwise poll (lego waits 5 s) get the final state.
     pub sync_wait: Duration,
+    /// The ACME profile this RA serves; accounts and EAB keys belong to one.
+    pub profile: String,
+    /// Whether newAccount needs an external account binding (RFC 8555 §7.3.4).
+    pub eab_required: bool,
+    /// The newAccount URL, which an external account binding must name.
+    pub new_account_url: String,
 }
 
 impl Default for RaSettings {
@@ -66,6 +73,9 @@ impl Default for RaSettings {
             caa_recheck_age: Duration::from_secs(8 * 3600),
             pre_authorization: true,
             authz_reuse: Duration::ZERO,
+            profile: "default".into(),
+            eab_required: false,
+            new_account_url: String::new(),
         }
     }
 }
@@ -87,6 +97,7 @@ struct Inner {
     clock: Arc<dyn Clock>,
     settings: RaSettings,
     revocations: tokio::sync::mpsc::UnboundedSender<String>,
+    sealer: Option<Arc<dyn Sealer>>,
     rng: SystemRandom,
 }
 
@@ -116,6 +127,8 @@ pub struct RaParts {
     pub settings: RaSettings,
     /// Told the issuing CA of every revocation, so that CA's CRL is published again.
     pub revocations: tokio::sync::mpsc::UnboundedSender<String>,
+    /// Unseals HMAC EAB keys; `None` without a `[sealing]` key (public-key EAB only).
+    pub sealer: Option<Arc<dyn Sealer>>,
 }
 
 impl Ra {
@@ -133,6 +146,7 @@ impl Ra {
                 clock: parts.clock,
                 settings: parts.settings,
                 revocations: parts.revocations,
+                sealer: parts.sealer,
                 rng: SystemRandom::new(),
             }),
         }
@@ -141,6 +155,11 @@ impl Ra {
     /// Read access for the front end.
     pub fn reader(&self) -> &StoreReader {
         &self.inner.reader
+    }
+
+    /// Whether newAccount needs an external account binding (for the directory).
+    pub fn requires_eab(&self) -> bool {
+        self.inner.settings.eab_required
     }
 
     /// Whether newAuthz is offered (for the directory).

@@ -1,6 +1,6 @@
 //! Orders and their derived status (RFC 8555 §7.1.3, §7.1.6, §7.4).
 
-use super::{Ra, owned};
+use super::{Ra, eab, owned};
 use crate::acme::problem::ProblemType;
 use crate::acme::{
     AuthorizationStatus, ChallengeStatus, Identifier, NewOrderRequest, OrderStatus, Problem,
@@ -118,6 +118,14 @@ fn listed(order: &OrderRecord, now: u64) -> bool {
     }
 }
 
+/// Makes `authz` valid without a challenge: the operator pre-validated its name for the
+/// EAB key `kid`, and the authorization records that.
+pub(crate) fn prevalidate(authz: &mut AuthzRecord, kid: &str) {
+    authz.status = AuthorizationStatus::Valid;
+    authz.challenges.clear();
+    authz.prevalidated_by = Some(kid.to_owned());
+}
+
 /// How long an authorization must still be valid to be reused for a new order.
 const REUSE_MARGIN: u64 = 86_400;
 
@@ -161,6 +169,10 @@ impl Ra {
         request: NewOrderRequest,
     ) -> Result<OrderView, Error> {
         let identifiers = self.inner.policy.check_identifiers(&request.identifiers)?;
+        let binding = self.binding_of(account).await?;
+        if let Some(binding) = &binding {
+            eab::check_allowed(binding, &identifiers)?;
+        }
         let parse = |field: &str, value: &Option<String>| {
             value
                 .as_deref()
@@ -185,7 +197,14 @@ impl Ra {
                 Some(base) => (Identifier::dns(base), true),
                 None => (identifier.clone(), false),
             };
-            authzs.push(self.new_authz_record(account, authz_identifier, wildcard, now)?);
+            let mut authz = self.new_authz_record(account, authz_identifier, wildcard, now)?;
+            if let Some(binding) = binding
+                .as_ref()
+                .filter(|b| eab::prevalidates(b, identifier))
+            {
+                prevalidate(&mut authz, &binding.kid);
+            }
+            authzs.push(authz);
         }
         let mut order = OrderRecord {
             id: self.random(16)?,
@@ -209,14 +228,18 @@ impl Ra {
             }
             let mut used = Vec::with_capacity(authzs.len());
             for fresh in authzs {
-                let reusable = reusable_authz(
-                    tx,
-                    &order.account_id,
-                    &fresh.identifier,
-                    fresh.wildcard,
-                    now,
-                    reuse,
-                )?;
+                let reusable = if fresh.prevalidated_by.is_some() {
+                    None
+                } else {
+                    reusable_authz(
+                        tx,
+                        &order.account_id,
+                        &fresh.identifier,
+                        fresh.wildcard,
+                        now,
+                        reuse,
+                    )?
+                };
                 match reusable {
                     Some(existing) => used.push(existing),
                     None => {
@@ -265,8 +288,21 @@ impl Ra {
             expires: now + self.inner.settings.authz_lifetime.as_secs(),
             wildcard,
             preauthorized: false,
+            prevalidated_by: None,
             challenges,
         })
+    }
+
+    /// The EAB key that bound `account`, if any; refuses accounts whose key was revoked.
+    pub(crate) async fn binding_of(
+        &self,
+        account: &AccountRecord,
+    ) -> Result<Option<crate::store::EabKeyRecord>, Error> {
+        if account.eab_kid.is_none() {
+            return Ok(None);
+        }
+        let account = account.clone();
+        self.read(move |r| eab::binding_of(r, &account)).await
     }
 
     /// POST-as-GET on an order.
@@ -317,6 +353,7 @@ mod tests {
             expires,
             wildcard: false,
             preauthorized: false,
+            prevalidated_by: None,
             challenges: vec![],
         }
     }

@@ -218,6 +218,7 @@ mod tests {
             expires: 2_000,
             wildcard,
             preauthorized: false,
+            prevalidated_by: None,
             challenges: Vec::new(),
         }
     }

@@ -20,8 +20,8 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 pub use record::{
-    AccountRecord, AuthzRecord, BlockedKey, CertRecord, ChallengeRecord, CrlRecord, IssuanceIntent,
-    OrderRecord, Revocation, ValidationInFlight,
+    AccountRecord, AuthzRecord, BlockedKey, CertRecord, ChallengeRecord, CrlRecord, EabCredential,
+    EabKeyRecord, IssuanceIntent, OrderRecord, Revocation, ValidationInFlight,
 };
 use tables::*;
 
@@ -84,6 +84,7 @@ keyed!(IssuanceIntent, ISSUANCE_INTENTS, serial);
 keyed!(ValidationInFlight, VALIDATIONS_IN_FLIGHT, key);
 keyed!(BlockedKey, BLOCKED_KEYS, spki_sha256);
 keyed!(CrlRecord, CRLS, ca);
+keyed!(EabKeyRecord, EAB_KEYS, kid);
 
 /// Read-write access to the state file.
 #[derive(Debug, Clone)]
@@ -131,6 +132,7 @@ impl Store {
                 VALIDATIONS_IN_FLIGHT,
                 BLOCKED_KEYS,
                 CRLS,
+                EAB_KEYS,
             ] {
                 txn.open_table(table).map_err(db_err)?;
             }
@@ -141,6 +143,7 @@ impl Store {
             txn.open_multimap_table(AUTHZS_BY_ACCOUNT).map_err(db_err)?;
             txn.open_multimap_table(AUTHZS_BY_IDENTIFIER)
                 .map_err(db_err)?;
+            txn.open_multimap_table(ACCOUNTS_BY_EAB).map_err(db_err)?;
         }
         txn.commit().map_err(db_err)?;
         Ok(Self { db: Arc::new(db) })
@@ -317,6 +320,16 @@ impl Tx<'_> {
         collect_values(table.get(account_id).map_err(db_err)?)
     }
 
+    /// Lists an account under the EAB key that bound it.
+    pub fn link_eab_account(&mut self, kid: &str, account_id: &str) -> Result<(), StoreError> {
+        let mut table = self
+            .txn
+            .open_multimap_table(ACCOUNTS_BY_EAB)
+            .map_err(db_err)?;
+        table.insert(kid, account_id).map_err(db_err)?;
+        Ok(())
+    }
+
     /// Every record of a type (for start-up recovery; tables of pending work are small).
     pub fn all<T: Keyed>(&self) -> Result<Vec<T>, StoreError> {
         let table = self.txn.open_table(T::TABLE).map_err(db_err)?;
@@ -351,6 +364,32 @@ impl StoreReader {
         let txn = self.db.begin_read().map_err(db_err)?;
         let table = txn.open_multimap_table(ORDERS_BY_ACCOUNT).map_err(db_err)?;
         collect_values(table.get(account_id).map_err(db_err)?)
+    }
+
+    /// Every record of a type, in key order (operator listings).
+    pub fn all<T: Keyed>(&self) -> Result<Vec<T>, StoreError> {
+        let txn = self.db.begin_read().map_err(db_err)?;
+        let table = txn.open_table(T::TABLE).map_err(db_err)?;
+        let mut out = Vec::new();
+        for entry in table.iter().map_err(db_err)? {
+            let (_, value) = entry.map_err(db_err)?;
+            out.push(codec::decode(value.value())?);
+        }
+        Ok(out)
+    }
+
+    /// Serials of an account's certificates.
+    pub fn certs_of(&self, account_id: &str) -> Result<Vec<String>, StoreError> {
+        let txn = self.db.begin_read().map_err(db_err)?;
+        let table = txn.open_multimap_table(CERTS_BY_ACCOUNT).map_err(db_err)?;
+        collect_values(table.get(account_id).map_err(db_err)?)
+    }
+
+    /// Ids of the accounts an EAB key bound.
+    pub fn accounts_of_eab(&self, kid: &str) -> Result<Vec<String>, StoreError> {
+        let txn = self.db.begin_read().map_err(db_err)?;
+        let table = txn.open_multimap_table(ACCOUNTS_BY_EAB).map_err(db_err)?;
+        collect_values(table.get(kid).map_err(db_err)?)
     }
 
     /// Every revoked certificate of a CA, read in one snapshot.
@@ -406,6 +445,8 @@ mod tests {
             jwk: serde_json::json!({"kty": "EC"}),
             thumbprint: format!("thumb-{id}"),
             created: 1,
+            eab_kid: None,
+            profile: "default".into(),
         }
     }
 

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use crate::acme::{
     AccountStatus, AuthorizationStatus, ChallengeStatus, Identifier, OrderStatus, Problem,
 };
+use crate::hsm::Sealed;
 
 /// An ACME account (RFC 8555 §7.1.2).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -26,6 +27,80 @@ pub struct AccountRecord {
     pub thumbprint: String,
     /// Creation time.
     pub created: u64,
+    /// The external account binding key it was created with (RFC 8555 §7.3.4).
+    #[serde(default)]
+    pub eab_kid: Option<String>,
+    /// The ACME profile it was created on.
+    #[serde(default = "default_profile")]
+    pub profile: String,
+}
+
+fn default_profile() -> String {
+    "default".into()
+}
+
+/// An external account binding key (RFC 8555 §7.3.4) handed out by the operator.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EabKeyRecord {
+    /// The key identifier clients send as `kid`.
+    pub kid: String,
+    /// The ACME profile whose accounts it may bind.
+    pub profile: String,
+    /// How the binding is proven.
+    pub credential: EabCredential,
+    /// The operator's note.
+    #[serde(default)]
+    pub label: Option<String>,
+    /// Names and networks bound accounts may order (empty: any the profile allows).
+    #[serde(default)]
+    pub allowed_domains: Vec<String>,
+    /// Names whose authorizations bound accounts get without a challenge.
+    #[serde(default)]
+    pub prevalidated_domains: Vec<String>,
+    /// After this no new account may be bound.
+    #[serde(default)]
+    pub expires: Option<u64>,
+    /// Whether it may bind more than one account.
+    #[serde(default)]
+    pub reusable: bool,
+    /// Creation time.
+    pub created: u64,
+    /// Set when the operator revoked it: no new binding, and no new orders of bound accounts.
+    #[serde(default)]
+    pub revoked: Option<u64>,
+    /// How many accounts it has bound.
+    #[serde(default)]
+    pub bindings: u64,
+}
+
+/// What proves an external account binding.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "kebab-case")]
+pub enum EabCredential {
+    /// A MAC key shared with the client, stored only sealed by the token's AES key
+    /// (associated data: kid and profile).
+    Hmac {
+        /// `HS256`, `HS384` or `HS512`.
+        alg: String,
+        /// The sealed key.
+        sealed: Sealed,
+    },
+    /// A public key registered by the operator; the client signs with its private half.
+    PublicKey {
+        /// The JWS algorithm the key signs with.
+        alg: String,
+        /// The key as a JWK (public members).
+        jwk: serde_json::Value,
+    },
+}
+
+impl EabCredential {
+    /// The JWS algorithm a binding must use.
+    pub fn alg(&self) -> &str {
+        match self {
+            Self::Hmac { alg, .. } | Self::PublicKey { alg, .. } => alg,
+        }
+    }
 }
 
 /// An order (RFC 8555 §7.1.3).
@@ -76,6 +151,10 @@ pub struct AuthzRecord {
     /// Created by newAuthz (RFC 8555 §7.4.1) rather than for an order.
     #[serde(default)]
     pub preauthorized: bool,
+    /// Created valid without a challenge: the operator pre-validated the name for the
+    /// external account binding key with this kid.
+    #[serde(default)]
+    pub prevalidated_by: Option<String>,
     /// Challenges offered.
     pub challenges: Vec<ChallengeRecord>,
 }

@@ -45,5 +45,11 @@ pub(crate) const REVOKED_BY_CA: MultimapTableDefinition<'_, &str, &str> =
 /// CA name → CrlRecord.
 pub(crate) const CRLS: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("crls");
 
+/// kid → EabKeyRecord.
+pub(crate) const EAB_KEYS: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("eab_keys");
+/// kid → ids of the accounts it bound.
+pub(crate) const ACCOUNTS_BY_EAB: MultimapTableDefinition<'_, &str, &str> =
+    MultimapTableDefinition::new("accounts_by_eab");
+
 /// The schema this build writes.
 pub(crate) const SCHEMA_VERSION: u64 = 1;

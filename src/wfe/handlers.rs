@@ -116,9 +116,17 @@ impl Wfe {
             return Err(Error::malformed("newAccount requires \"jwk\""));
         };
         let tos_required = self.meta.terms_of_service.is_some();
+        // RFC 8555 §7.3.4: onlyReturnExisting needs no binding; a binding sent with it is
+        // not looked at.
+        let binding = match &request.external_account_binding {
+            Some(value) if request.only_return_existing != Some(true) => {
+                Some(jws::parse_external_account_binding(value)?)
+            }
+            _ => None,
+        };
         let outcome = self
             .ra
-            .new_account(jwk, thumbprint, request, tos_required)
+            .new_account(jwk, thumbprint, request, binding, tos_required)
             .await?;
         let status = if outcome.created {
             StatusCode::CREATED

@@ -7,8 +7,7 @@
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use josekit::jwk::Jwk;
-use josekit::jws::{ES256, ES384, EdDSA, JwsVerifier, RS256};
+use josekit::jws::JwsVerifier;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 use std::collections::HashMap;
@@ -16,7 +15,9 @@ use std::sync::{Arc, Mutex};
 
 use super::nonce::{NonceError, NonceStore};
 use crate::acme::AccountStatus;
+use crate::acme::ExternalAccountBinding;
 pub use crate::acme::jwk::thumbprint;
+use crate::acme::jwk::verifier;
 use crate::error::{Error, ErrorKind};
 use crate::store::AccountRecord;
 
@@ -346,39 +347,56 @@ pub fn verify_key_change_inner(outer_payload: &[u8], url: &str) -> Result<InnerK
     })
 }
 
+/// Longest EAB key id accepted; operators' ids are far shorter.
+pub const MAX_EAB_KID: usize = 256;
+
+/// Parses newAccount's `externalAccountBinding` (RFC 8555 §7.3.4): a flattened JWS whose
+/// protected header names `alg`, `kid` and `url`. Only its form is checked here; the RA
+/// checks it against the key it names.
+pub fn parse_external_account_binding(value: &Value) -> Result<ExternalAccountBinding, Error> {
+    let bad = |why: String| Error::malformed(format!("externalAccountBinding: {why}"));
+    let jws: Flattened = serde_json::from_value(value.clone()).map_err(|e| {
+        bad(format!(
+            "must be a JWS in flattened JSON serialization: {e}"
+        ))
+    })?;
+    let header_bytes = b64("EAB protected header", &jws.protected)?;
+    let header: Value =
+        serde_json::from_slice(&header_bytes).map_err(|e| bad(format!("protected header: {e}")))?;
+    let text = |name: &str| -> Result<Option<String>, Error> {
+        match header.get(name) {
+            None => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s.clone())),
+            Some(_) => Err(bad(format!("{name:?} must be a string"))),
+        }
+    };
+    let alg = text("alg")?.ok_or_else(|| bad("the protected header has no \"alg\"".into()))?;
+    let kid = text("kid")?.ok_or_else(|| bad("the protected header has no \"kid\"".into()))?;
+    if kid.is_empty() || kid.len() > MAX_EAB_KID {
+        return Err(bad(format!("\"kid\" must be 1 to {MAX_EAB_KID} bytes")));
+    }
+    let url = text("url")?.ok_or_else(|| bad("the protected header has no \"url\"".into()))?;
+    if header.get("nonce").is_some() {
+        return Err(bad("the protected header must not carry a \"nonce\"".into()));
+    }
+    if header.get("b64") == Some(&Value::Bool(false)) {
+        return Err(bad(
+            "unencoded payloads (b64: false) are not accepted".into()
+        ));
+    }
+    Ok(ExternalAccountBinding {
+        alg,
+        kid,
+        url,
+        payload: b64("EAB payload", &jws.payload)?,
+        signature: b64("EAB signature", &jws.signature)?,
+        signing_input: format!("{}.{}", jws.protected, jws.payload),
+    })
+}
+
 enum Source {
     Jwk(Map<String, Value>),
     Kid(String),
-}
-
-/// Builds a verifier for `alg` over `jwk`, refusing keys that do not fit the algorithm.
-fn verifier(alg: &str, jwk: &Value) -> Result<Box<dyn JwsVerifier>, Error> {
-    let bad_key = |e: josekit::JoseError| {
-        Error::new(
-            ErrorKind::BadPublicKey,
-            format!("the key cannot verify {alg}: {e}"),
-        )
-    };
-    let map = jwk
-        .as_object()
-        .cloned()
-        .ok_or_else(|| Error::malformed("\"jwk\" is not an object"))?;
-    let jwk = Jwk::from_map(map).map_err(bad_key)?;
-    Ok(match alg {
-        "ES256" => Box::new(ES256.verifier_from_jwk(&jwk).map_err(bad_key)?),
-        "ES384" => Box::new(ES384.verifier_from_jwk(&jwk).map_err(bad_key)?),
-        // josekit refuses RSA keys under 2048 bits.
-        "RS256" => Box::new(RS256.verifier_from_jwk(&jwk).map_err(bad_key)?),
-        "EdDSA" if jwk.curve() == Some("Ed25519") => {
-            Box::new(EdDSA.verifier_from_jwk(&jwk).map_err(bad_key)?)
-        }
-        _ => {
-            return Err(Error::new(
-                ErrorKind::BadSignatureAlgorithm,
-                format!("{alg} does not fit this key"),
-            ));
-        }
-    })
 }
 
 /// The public members of a JWK; a JWK carrying private members is refused.

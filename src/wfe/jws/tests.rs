@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use josekit::jws::{JwsSigner, alg::ecdsa::EcdsaJwsAlgorithm};
+use josekit::jws::{ES256, ES384, JwsSigner, alg::ecdsa::EcdsaJwsAlgorithm};
 use serde_json::json;
 
 use super::*;
@@ -46,6 +46,8 @@ fn account(client: &Client, status: AccountStatus) -> AccountRecord {
         jwk: client.jwk.clone(),
         thumbprint: thumbprint(&client.jwk).unwrap(),
         created: 0,
+        eab_kid: None,
+        profile: "default".into(),
     }
 }
 
@@ -422,4 +424,42 @@ fn cached_verifiers_are_per_key_and_never_accept_another_keys_signature() {
     let header = json!({"alg": "ES256", "nonce": nonces.issue(), "url": URL, "jwk": b.jwk});
     assert!(verify(&sign(&b, header, b""), KeyRule::Jwk, &ctx).is_ok());
     assert_eq!(cache.map.lock().unwrap().len(), 2);
+}
+
+#[test]
+fn external_account_bindings_are_parsed_strictly() {
+    let eab = |header: Value| {
+        json!({
+            "protected": encode(header.to_string().as_bytes()),
+            "payload": encode(b"{}"),
+            "signature": encode(b"mac"),
+        })
+    };
+    let url = "https://ca.test/acme/new-account";
+    let good =
+        parse_external_account_binding(&eab(json!({"alg": "HS256", "kid": "k1", "url": url})))
+            .unwrap();
+    assert_eq!(
+        (good.alg.as_str(), good.kid.as_str(), good.url.as_str()),
+        ("HS256", "k1", url)
+    );
+    assert_eq!(good.signature, b"mac");
+
+    let long_kid = "k".repeat(MAX_EAB_KID + 1);
+    let refused = [
+        eab(json!({"alg": "HS256", "kid": long_kid, "url": url})),
+        eab(json!({"alg": "HS256", "kid": "", "url": url})),
+        eab(json!({"alg": "HS256", "kid": "k1", "url": url, "nonce": "n"})),
+        eab(json!({"alg": "HS256", "url": url})),
+        eab(json!({"kid": "k1", "url": url})),
+        eab(json!({"alg": "HS256", "kid": "k1"})),
+        eab(json!({"alg": "HS256", "kid": 7, "url": url})),
+        json!({"protected": "!!", "payload": "", "signature": ""}),
+        json!({"protected": encode(b"{}"), "payload": "", "signature": "", "header": {}}),
+        json!("a string"),
+    ];
+    for value in refused {
+        let err = parse_external_account_binding(&value).unwrap_err();
+        assert_eq!(err.kind, ErrorKind::Malformed, "{value}");
+    }
 }

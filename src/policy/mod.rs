@@ -1,6 +1,8 @@
 //! What this CA is willing to issue for: identifier syntax and scope, challenge types per
 //! identifier, requested validity. The RA asks; nothing here does I/O.
 
+pub mod pattern;
+
 use std::collections::BTreeSet;
 
 use crate::acme::Identifier;
