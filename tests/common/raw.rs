@@ -157,6 +157,17 @@ impl RawClient {
         )
     }
 
+    /// POSTs a JWS carrying `jwk` even once registered (newAccount's onlyReturnExisting).
+    pub async fn post_jwk(&self, url: &str, payload: Option<&Value>) -> Answer {
+        let header = json!({"alg": "ES256", "nonce": self.nonce().await, "url": url,
+            "jwk": self.jwk});
+        let body = self.sign(
+            &header,
+            payload.map(Value::to_string).unwrap_or_default().as_bytes(),
+        );
+        self.send(Method::POST, url, Some(body)).await
+    }
+
     /// Signs `payload` under `header` (flattened JSON serialization).
     pub fn sign(&self, header: &Value, payload: &[u8]) -> Vec<u8> {
         let protected = URL_SAFE_NO_PAD.encode(header.to_string());
