@@ -11,7 +11,8 @@
 # HSM_ACME_DNS_RESOLVER (ip:port of the DNS server used for validation; default: the
 # system's), HSM_ACME_PUBLICATION_LISTEN (plain-HTTP CRL and CA certificate listener,
 # default 127.0.0.1:8080; its URL goes into certificates, so it is fixed when the demo is
-# created).
+# created), HSM_ACME_EAB_REQUIRED=1 (the default ACME profile then opens accounts only with
+# an external account binding; `hsm-acme eab create` makes the keys).
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/.." && pwd)
@@ -137,10 +138,21 @@ admin_socket = "admin.sock"
 ca = "issuing"
 validity_days = 90
 caa_identities = ["hsm-acme.test"]
+# Set from HSM_ACME_EAB_REQUIRED at every start of demo.sh.
+eab_required = false
 
 [validation]
 http01_port = 80
 CONF
+fi
+
+# HSM_ACME_EAB_REQUIRED=1: accounts only with an external account binding (RFC 8555 §7.3.4).
+eab_required=false
+[ "${HSM_ACME_EAB_REQUIRED:-0}" = 1 ] && eab_required=true
+if grep -q '^eab_required = ' "$config"; then
+    sed -i "s/^eab_required = .*/eab_required = $eab_required/" "$config"
+else
+    sed -i "/^\[acme\]/a eab_required = $eab_required" "$config"
 fi
 
 "$bin" --config "$config" ca init
@@ -174,6 +186,15 @@ ${HSM_ACME_HTTP01_PORT:-80}, where certbot --standalone listens):
 
 Inspect the token: $bin --config $config hsm check
 MSG
+if [ "$eab_required" = true ]; then
+    cat <<MSG
+
+External account binding is required (HSM_ACME_EAB_REQUIRED=1). With the server running,
+make a key (the HMAC key is printed once; the token keeps it sealed):
+  SOFTHSM2_CONF=$SOFTHSM2_CONF $bin --config $config eab create --profile default --reusable --json
+and give certbot --eab-kid KID --eab-hmac-key KEY.
+MSG
+fi
 
 if [ "$serve" = 1 ]; then
     echo "serving; stop with Ctrl-C" >&2

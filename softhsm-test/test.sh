@@ -110,4 +110,50 @@ REQUESTS_CA_BUNDLE="$demo/trust-anchor.pem" certbot certonly -n --standalone \
     --issuing "$demo/issuing-ca.pem" --root "$demo/trust-anchor.pem" \
     --crl "$scratch/issuing.crl" --arl "$scratch/root.crl" --allow-host 127.0.0.1
 
+stage "interop with external account binding required: certbot, lego, python-acme"
+kill "$server_pid" 2>/dev/null || true
+wait "$server_pid" 2>/dev/null || true
+HSM_ACME_EAB_REQUIRED=1 HSM_ACME_DEMO_DIR="$demo" HSM_ACME_CARGO_PROFILE=dev \
+    HSM_ACME_LISTEN=127.0.0.1:14000 HSM_ACME_HTTP01_PORT=14080 HSM_ACME_TLSALPN01_PORT=14043 \
+    HSM_ACME_DNS_RESOLVER=127.0.0.1:14053 "$here/demo.sh" > "$scratch/serve-eab.log" 2>&1 &
+server_pid=$!
+for _ in $(seq 1 600); do
+    curl -s -o "$scratch/directory.json" --cacert "$demo/trust-anchor.pem" \
+        https://127.0.0.1:14000/directory && break
+    kill -0 "$server_pid" 2>/dev/null || { cat "$scratch/serve-eab.log"; exit 1; }
+    sleep 0.1
+done
+grep -q '"externalAccountRequired":true' "$scratch/directory.json" ||
+    { echo "the directory does not say externalAccountRequired" >&2; exit 1; }
+# Through the running server's admin socket; the key is printed once, as JSON for scripts.
+"$bin" --config "$demo/hsm-acme.toml" eab create --profile default --reusable --json \
+    > "$scratch/eab.json"
+kid=$(jq -r .kid "$scratch/eab.json")
+hmac=$(jq -r .hmac_key "$scratch/eab.json")
+[ -n "$kid" ] && [ "$kid" != null ] && [ -n "$hmac" ] && [ "$hmac" != null ] ||
+    { cat "$scratch/eab.json"; exit 1; }
+if grep -F -q "$hmac" "$demo/state.redb" "$scratch/serve-eab.log"; then
+    echo "the HMAC key is in the clear in the state file or the log" >&2; exit 1
+fi
+"$interop/run-clients.sh" --directory https://127.0.0.1:14000/directory \
+    --ca-bundle "$demo/trust-anchor.pem" --root-ca "$demo/trust-anchor.pem" \
+    --http-port 14080 --tls-port 14043 \
+    --dns-mgmt http://127.0.0.1:14055 --dns-server 127.0.0.1:14053 \
+    --clients certbot,lego,pyacme --cases register,eab-required,eab-bad-mac,http01-single \
+    --eab-kid "$kid" --eab-hmac-key "$hmac" ||
+    { tail -50 "$scratch/serve-eab.log"; exit 1; }
+
+stage "public-key EAB: the README's client against the running server"
+openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$scratch/eab-key.pem" 2>/dev/null
+openssl pkey -in "$scratch/eab-key.pem" -pubout -out "$scratch/eab-key.pub.pem"
+pub_kid=$("$bin" --config "$demo/hsm-acme.toml" eab create --profile default \
+    --public-key "$scratch/eab-key.pub.pem" --label "test.sh" --json | jq -r .kid)
+python=/usr/bin/python3
+[ -x "$python" ] || python=python3
+"$python" "$here/eab-public-key.py" --directory https://127.0.0.1:14000/directory \
+    --kid "$pub_kid" --eab-key "$scratch/eab-key.pem" --ca-bundle "$demo/trust-anchor.pem" \
+    --contact mailto:pubkey@example.org | tee "$scratch/pubkey.out"
+grep -q '^status: valid$' "$scratch/pubkey.out"
+"$bin" --config "$demo/hsm-acme.toml" eab show "$pub_kid" --json | jq -e '.accounts | length == 1' >/dev/null
+
 stage "all tests passed"
