@@ -601,5 +601,11 @@ mod tests {
         assert_eq!(jwk["crv"], "P-384");
         assert!(registered_public_key(&pair.serialize_pem()).is_err());
         assert!(registered_public_key("not pem").is_err());
+        // A certificate stands for its key.
+        let cert = rcgen::CertificateParams::new(vec!["client.corp.example".to_owned()])
+            .unwrap()
+            .self_signed(&pair)
+            .unwrap();
+        assert_eq!(registered_public_key(&cert.pem()).unwrap(), (alg, jwk));
     }
 }
