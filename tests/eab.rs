@@ -162,6 +162,15 @@ async fn hmac_keys_bind_accounts_and_every_bad_binding_is_refused() {
         .await;
     assert_eq!(found.status, StatusCode::OK, "{found:?}");
     assert_eq!(found.header("location"), existing.kid);
+    // RFC 8555 §7.3.1: the key of an account gets that account back, without a binding.
+    let again = existing
+        .post_jwk(
+            &existing.url("/acme/new-account"),
+            Some(&json!({"termsOfServiceAgreed": true})),
+        )
+        .await;
+    assert_eq!(again.status, StatusCode::OK, "{again:?}");
+    assert_eq!(again.header("location"), existing.kid);
 
     // Every bad binding: the problem type, and no account made.
     let reusable = create_hmac(&s, &["--reusable"]);

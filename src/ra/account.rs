@@ -65,6 +65,20 @@ impl Ra {
         let eab_kid = match binding {
             Some(binding) => Some(self.check_binding(binding, &thumbprint, now).await?),
             None if self.inner.settings.eab_required => {
+                // §7.3.1: a key that has an account gets it back, binding or not.
+                let lookup = thumbprint.clone();
+                let existing = self
+                    .read(move |r| match r.account_by_key(&lookup)? {
+                        Some(id) => Ok(r.get::<AccountRecord>(&id)?),
+                        None => Ok(None),
+                    })
+                    .await?;
+                if let Some(account) = existing.filter(|a| a.status == AccountStatus::Valid) {
+                    return Ok(NewAccountOutcome {
+                        account,
+                        created: false,
+                    });
+                }
                 return Err(Error::new(
                     ErrorKind::ExternalAccountRequired,
                     "this CA opens accounts only with an external account binding \

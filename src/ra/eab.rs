@@ -234,6 +234,12 @@ pub(super) fn check_binding(
         )));
     }
     let unauthorized = |why: String| Error::unauthorized(format!("externalAccountBinding: {why}"));
+    if record.profile != profile {
+        return Err(unauthorized(format!(
+            "EAB key {:?} is not for this ACME profile",
+            record.kid
+        )));
+    }
     if binding.alg != record.credential.alg() {
         return Err(unauthorized(format!(
             "EAB key {:?} is {}; the binding says {:?}",
@@ -278,12 +284,6 @@ pub(super) fn check_binding(
         return Err(unauthorized(
             "the payload is not the key that signs this newAccount request".into(),
         ));
-    }
-    if record.profile != profile {
-        return Err(unauthorized(format!(
-            "EAB key {:?} is not for this ACME profile",
-            record.kid
-        )));
     }
     if let Some(why) = binding_refused(record, now) {
         return Err(unauthorized(why));
@@ -522,8 +522,21 @@ mod tests {
         assert_eq!(kind(&good, &expired), ErrorKind::Unauthorized);
         let mut elsewhere = record.clone();
         elsewhere.profile = "other".into();
-        // The sealed key is bound to its profile: it does not even unseal.
-        assert!(check(&good, &elsewhere, 200).is_err());
+        assert_eq!(kind(&good, &elsewhere), ErrorKind::Unauthorized);
+        // The sealed key is bound to its kid and profile: moved, it does not unseal.
+        let EabCredential::Hmac { sealed, .. } = &record.credential else {
+            panic!("not an HMAC key");
+        };
+        assert!(
+            XorSealer
+                .unseal(sealed, &sealing_aad(&record.kid, "other"))
+                .is_err()
+        );
+        assert!(
+            XorSealer
+                .unseal(sealed, &sealing_aad("other", "default"))
+                .is_err()
+        );
     }
 
     #[test]
