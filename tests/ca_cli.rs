@@ -143,6 +143,13 @@ fn ca_init_builds_a_hierarchy_on_the_token_that_openssl_verifies() {
     assert!(check.status.success(), "{report}");
     assert!(report.contains("all 4 keys OK"), "{report}");
     assert!(report.contains("verified in software"), "{report}");
+    // The same for scripts: one JSON answer with the report's lines.
+    let check = t.hsm_acme(&config, &["hsm", "check", "--json"]);
+    assert!(check.status.success(), "{}", text(&check));
+    let answer: serde_json::Value = serde_json::from_slice(&check.stdout).unwrap();
+    assert_eq!(answer["ok"], true);
+    let lines = answer["report"].as_array().unwrap();
+    assert!(lines.iter().any(|l| l == "all 4 keys OK"), "{answer}");
 
     // A second run changes nothing.
     let before = std::fs::read(&root).unwrap();
@@ -165,6 +172,17 @@ fn a_certificate_for_another_key_is_refused() {
         text(&out).contains("not the key on the token"),
         "{}",
         text(&out)
+    );
+    let out = t.hsm_acme(&config, &["hsm", "check", "--json"]);
+    assert!(!out.status.success());
+    let answer: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(answer["ok"], false);
+    assert!(
+        answer["error"]
+            .as_str()
+            .unwrap()
+            .contains("failed the check"),
+        "{answer}"
     );
 }
 
@@ -348,4 +366,14 @@ fn bad_configuration_is_reported_with_file_and_reason() {
     let out = t.hsm_acme(&config, &["check-config"]);
     assert!(out.status.success(), "{}", text(&out));
     assert!(text(&out).contains("configuration OK"));
+    let out = t.hsm_acme(&config, &["check-config", "--json"]);
+    let answer: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(answer["ok"], true, "{answer}");
+    assert!(
+        answer["report"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|l| l == "configuration OK")
+    );
 }

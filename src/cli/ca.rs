@@ -8,7 +8,7 @@ use der::EncodePem;
 use der::pem::LineEnding;
 use x509_cert::Certificate;
 
-use super::{CaCommand, CliError};
+use super::{CaCommand, CliError, Report};
 use crate::ca::hierarchy::{
     certificate_request, check_ca_certificate, root_certificate, subordinate_certificate,
 };
@@ -16,10 +16,10 @@ use crate::ca::verify::verify_certificate;
 use crate::config::{CaConfig, CaIssuer, Config};
 use crate::hsm::{Pkcs11Token, Signer};
 
-pub(super) fn run(config: &Config, command: &CaCommand) -> Result<(), CliError> {
+pub(super) fn run(out: &mut Report, config: &Config, command: &CaCommand) -> Result<(), CliError> {
     match command {
-        CaCommand::Init => init(config),
-        CaCommand::Import { ca, cert, chain } => import(config, ca, cert, chain.as_deref()),
+        CaCommand::Init => init(out, config),
+        CaCommand::Import { ca, cert, chain } => import(out, config, ca, cert, chain.as_deref()),
     }
 }
 
@@ -66,12 +66,12 @@ fn pem(cert: &Certificate) -> Result<String, CliError> {
     Ok(cert.to_pem(LineEnding::LF)?)
 }
 
-fn init(config: &Config) -> Result<(), CliError> {
+fn init(out: &mut Report, config: &Config) -> Result<(), CliError> {
     if config.cas.is_empty() {
         return Err(CliError::msg("the configuration defines no [[ca]]"));
     }
     let token = Pkcs11Token::open(&config.token)?;
-    super::hsm::ensure_keys(config, &token)?;
+    super::hsm::ensure_keys(out, config, &token)?;
     let mut made: Vec<(String, Certificate)> = Vec::new();
     let mut pending_csr = Vec::new();
     for ca in &config.cas {
@@ -85,11 +85,11 @@ fn init(config: &Config) -> Result<(), CliError> {
                     ca.certificate.display()
                 ))
             })?;
-            println!(
+            out.line(format!(
                 "CA {:?}: certificate {} already present",
                 ca.name,
                 ca.certificate.display()
-            );
+            ));
             made.push((ca.name.clone(), cert));
             continue;
         }
@@ -100,10 +100,10 @@ fn init(config: &Config) -> Result<(), CliError> {
                     .ca(parent)
                     .ok_or_else(|| CliError::msg(format!("CA {parent:?} is not configured")))?;
                 let Some((_, parent_cert)) = made.iter().find(|(name, _)| name == parent) else {
-                    println!(
+                    out.line(format!(
                         "CA {:?}: waiting for its issuer {parent:?} to be certified",
                         ca.name
-                    );
+                    ));
                     continue;
                 };
                 let parent_signer = token.signer(&parent_ca.key_label, parent_ca.rsa_padding)?;
@@ -121,34 +121,38 @@ fn init(config: &Config) -> Result<(), CliError> {
                 let csr_path = ca.certificate.with_extension("csr");
                 let csr = certificate_request(&ca.subject, &signer)?;
                 write_atomically(&csr_path, csr.to_pem(LineEnding::LF)?.as_bytes())?;
-                println!(
+                out.line(format!(
                     "CA {:?}: wrote {}; have it certified, then run\n  hsm-acme ca import --ca {} --cert CERT.pem --chain ISSUER-CHAIN.pem",
                     ca.name,
                     csr_path.display(),
                     ca.name
-                );
+                ));
                 pending_csr.push(ca.name.clone());
                 continue;
             }
         };
         write_atomically(&ca.certificate, pem(&cert)?.as_bytes())?;
-        println!(
+        out.line(format!(
             "CA {:?}: wrote {} ({}, {}, valid until {})",
             ca.name,
             ca.certificate.display(),
             ca.subject_text,
             ca.issuer,
             cert.tbs_certificate().validity().not_after
-        );
+        ));
         made.push((ca.name.clone(), cert));
     }
     if pending_csr.is_empty() {
-        println!("CA hierarchy complete on token {:?}", token.label());
+        out.line(format!(
+            "CA hierarchy complete on token {:?}",
+            token.label()
+        ));
     }
     Ok(())
 }
 
 fn import(
+    out: &mut Report,
     config: &Config,
     name: &str,
     cert_path: &Path,
@@ -208,12 +212,12 @@ fn import(
     }
     write_atomically(chain_target, chain_out.as_bytes())?;
     write_atomically(&ca.certificate, pem(&cert)?.as_bytes())?;
-    println!(
+    out.line(format!(
         "CA {name:?}: imported {} (chain of {} up to {}) into {}",
         cert.tbs_certificate().subject(),
         issuers.len(),
         root.tbs_certificate().subject(),
         ca.certificate.display()
-    );
+    ));
     Ok(())
 }

@@ -2,30 +2,30 @@
 
 use std::path::Path;
 
-use super::CliError;
+use super::{CliError, Report};
 use crate::config::Config;
 
-pub(super) fn run(path: &Path) -> Result<(), CliError> {
+pub(super) fn run(out: &mut Report, path: &Path) -> Result<(), CliError> {
     let config = Config::load(path)?;
     let mut problems = Vec::new();
     let token = &config.token;
-    println!("configuration {} parses", path.display());
-    println!(
+    out.line(format!("configuration {} parses", path.display()));
+    out.line(format!(
         "profile {} ({:?}): {}",
         token.profile.module.name, token.profile.module.status, token.profile.module.description
-    );
+    ));
     if token.module.exists() {
-        println!("module {} exists", token.module.display());
+        out.line(format!("module {} exists", token.module.display()));
     } else {
         problems.push(format!("module {} does not exist", token.module.display()));
     }
-    println!("token selected by {}", token.selector);
+    out.line(format!("token selected by {}", token.selector));
     match &token.pin_file {
         Some(pin) if pin.contains("${") => {
-            println!("PIN from {pin} (expanded at start-up)");
+            out.line(format!("PIN from {pin} (expanded at start-up)"));
         }
-        Some(pin) => check_pin_file(Path::new(pin), &mut problems),
-        None => println!("no PIN file (the profile must need no login)"),
+        Some(pin) => check_pin_file(out, Path::new(pin), &mut problems),
+        None => out.line("no PIN file (the profile must need no login)"),
     }
     for ca in &config.cas {
         let state = if ca.certificate.exists() {
@@ -33,7 +33,7 @@ pub(super) fn run(path: &Path) -> Result<(), CliError> {
         } else {
             "certificate missing: `hsm-acme ca init` creates it"
         };
-        println!(
+        out.line(format!(
             "CA {:?}: key {:?} ({}), {}, {} ({})",
             ca.name,
             ca.key_label,
@@ -41,15 +41,15 @@ pub(super) fn run(path: &Path) -> Result<(), CliError> {
             ca.issuer,
             ca.certificate.display(),
             state
-        );
+        ));
     }
     if let Some(label) = &config.sealing_key {
-        println!("sealing key {label:?}");
+        out.line(format!("sealing key {label:?}"));
     }
     if let Some(storage) = &config.storage_path {
         match storage.parent() {
             Some(dir) if dir.as_os_str().is_empty() || dir.is_dir() => {
-                println!("state file {}", storage.display());
+                out.line(format!("state file {}", storage.display()));
             }
             _ => problems.push(format!(
                 "directory of state file {} does not exist",
@@ -58,7 +58,7 @@ pub(super) fn run(path: &Path) -> Result<(), CliError> {
         }
     }
     if let Some(server) = &config.server {
-        println!(
+        out.line(format!(
             "ACME at {}/directory (listening on {}){}",
             server.base_url(),
             server.listen,
@@ -67,10 +67,10 @@ pub(super) fn run(path: &Path) -> Result<(), CliError> {
                 .as_ref()
                 .map(|p| format!(", admin socket {}", p.display()))
                 .unwrap_or_default()
-        );
+        ));
     }
     if let Some(acme) = &config.acme {
-        println!(
+        out.line(format!(
             "ACME profile {:?}: issuing CA {:?}, certificates of up to {} days, {}",
             acme.name,
             acme.ca,
@@ -80,36 +80,36 @@ pub(super) fn run(path: &Path) -> Result<(), CliError> {
             } else {
                 "open registration (no external account binding required)"
             }
-        );
+        ));
         if acme.eab_required && config.sealing_key.is_none() {
-            println!(
+            out.line(
                 "  no [sealing] key: only public-key EAB keys can be created (HMAC keys are \
-                 sealed on the token)"
+                 sealed on the token)",
             );
         }
     }
     match &config.publication {
-        Some(publication) => println!(
+        Some(publication) => out.line(format!(
             "CRLs and CA certificates under {} (served on {}), CRLs valid {} h",
             publication.base_url,
             publication
                 .listen
                 .map_or_else(|| "another web server".to_owned(), |l| l.to_string()),
             publication.crl_lifetime.as_secs() / 3600
-        ),
-        None => println!(
-            "no [publication]: certificates carry no CRL distribution point or caIssuers URL"
+        )),
+        None => out.line(
+            "no [publication]: certificates carry no CRL distribution point or caIssuers URL",
         ),
     }
     if problems.is_empty() {
-        println!("configuration OK");
+        out.line("configuration OK");
         Ok(())
     } else {
         Err(CliError::msg(problems.join("; ")))
     }
 }
 
-fn check_pin_file(pin: &Path, problems: &mut Vec<String>) {
+fn check_pin_file(out: &mut Report, pin: &Path, problems: &mut Vec<String>) {
     match std::fs::metadata(pin) {
         Ok(meta) => {
             #[cfg(unix)]
@@ -124,7 +124,7 @@ fn check_pin_file(pin: &Path, problems: &mut Vec<String>) {
                 }
             }
             let _ = meta;
-            println!("PIN file {} present, mode OK", pin.display());
+            out.line(format!("PIN file {} present, mode OK", pin.display()));
         }
         Err(e) => problems.push(format!("PIN file {}: {e}", pin.display())),
     }

@@ -2,7 +2,7 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use super::{CliError, HsmCommand};
+use super::{CliError, HsmCommand, Report};
 use crate::ca::verify::{verify_certificate, verify_signature};
 use crate::config::{CaIssuer, Config};
 use crate::hsm::{KeyReport, KeyType, Pkcs11Token, Sealer, Signer};
@@ -10,53 +10,53 @@ use crate::hsm::{KeyReport, KeyType, Pkcs11Token, Sealer, Signer};
 /// Key type name for the AES sealing key on the command line.
 const AES_256: &str = "aes-256";
 
-pub(super) fn run(config: &Config, command: &HsmCommand) -> Result<(), CliError> {
+pub(super) fn run(out: &mut Report, config: &Config, command: &HsmCommand) -> Result<(), CliError> {
     match command {
-        HsmCommand::Info => info(config),
+        HsmCommand::Info => info(out, config),
         HsmCommand::Keygen { label, key_type } => {
             let token = Pkcs11Token::open(&config.token)?;
             match (label, key_type) {
-                (Some(label), Some(key_type)) => keygen_one(&token, label, key_type),
+                (Some(label), Some(key_type)) => keygen_one(out, &token, label, key_type),
                 _ => {
-                    let made = ensure_keys(config, &token)?;
+                    let made = ensure_keys(out, config, &token)?;
                     if made == 0 {
-                        println!(
+                        out.line(format!(
                             "every configured key already exists on token {:?}",
                             token.label()
-                        );
+                        ));
                     }
                     Ok(())
                 }
             }
         }
-        HsmCommand::Check => check(config),
+        HsmCommand::Check => check(out, config),
     }
 }
 
-fn info(config: &Config) -> Result<(), CliError> {
+fn info(out: &mut Report, config: &Config) -> Result<(), CliError> {
     let report = Pkcs11Token::report(&config.token)?;
     let profile = &config.token.profile.module;
-    println!(
+    out.line(format!(
         "profile:   {} ({:?}, {})",
         profile.name, profile.status, profile.description
-    );
-    println!("module:    {}", report.library);
-    println!("cryptoki:  {}", report.cryptoki_version);
-    println!("token:     {}", report.token);
-    println!("sessions:  {}", report.sessions);
-    println!("flags:     {}", report.flags.join(", "));
-    println!("mechanisms ({}):", report.mechanisms.len());
+    ));
+    out.line(format!("module:    {}", report.library));
+    out.line(format!("cryptoki:  {}", report.cryptoki_version));
+    out.line(format!("token:     {}", report.token));
+    out.line(format!("sessions:  {}", report.sessions));
+    out.line(format!("flags:     {}", report.flags.join(", ")));
+    out.line(format!("mechanisms ({}):", report.mechanisms.len()));
     for m in &report.mechanisms {
-        println!(
+        out.line(format!(
             "  {:<32} keys {:>5}..{:<6} {}",
             m.name, m.key_sizes.0, m.key_sizes.1, m.usage
-        );
+        ));
     }
     if report.missing.is_empty() {
-        println!(
+        out.line(format!(
             "every mechanism profile {} relies on is present",
             profile.name
-        );
+        ));
         Ok(())
     } else {
         Err(CliError::msg(format!(
@@ -67,7 +67,12 @@ fn info(config: &Config) -> Result<(), CliError> {
     }
 }
 
-fn keygen_one(token: &Pkcs11Token, label: &str, key_type: &str) -> Result<(), CliError> {
+fn keygen_one(
+    out: &mut Report,
+    token: &Pkcs11Token,
+    label: &str,
+    key_type: &str,
+) -> Result<(), CliError> {
     if key_type == AES_256 {
         token.generate_sealing_key(label)?;
     } else {
@@ -76,23 +81,27 @@ fn keygen_one(token: &Pkcs11Token, label: &str, key_type: &str) -> Result<(), Cl
             .map_err(|e: String| CliError::msg(format!("{e}, or {AES_256} for a sealing key")))?;
         token.generate_key_pair(label, key_type)?;
     }
-    println!(
+    out.line(format!(
         "generated {key_type} key {label:?} on token {:?} (sensitive, not extractable)",
         token.label()
-    );
+    ));
     Ok(())
 }
 
 /// Generates every configured key that does not exist yet; returns how many it made.
-pub(super) fn ensure_keys(config: &Config, token: &Pkcs11Token) -> Result<usize, CliError> {
+pub(super) fn ensure_keys(
+    out: &mut Report,
+    config: &Config,
+    token: &Pkcs11Token,
+) -> Result<usize, CliError> {
     let mut made = 0;
     for ca in &config.cas {
         if !token.has_label(&ca.key_label)? {
             token.generate_key_pair(&ca.key_label, ca.key_type)?;
-            println!(
+            out.line(format!(
                 "generated {} key {:?} for CA {:?}",
                 ca.key_type, ca.key_label, ca.name
-            );
+            ));
             made += 1;
         }
     }
@@ -100,13 +109,13 @@ pub(super) fn ensure_keys(config: &Config, token: &Pkcs11Token) -> Result<usize,
         && !token.has_label(label)?
     {
         token.generate_sealing_key(label)?;
-        println!("generated {AES_256} sealing key {label:?}");
+        out.line(format!("generated {AES_256} sealing key {label:?}"));
         made += 1;
     }
     Ok(made)
 }
 
-fn print_report(report: &KeyReport) {
+fn print_report(out: &mut Report, report: &KeyReport) {
     let attrs: Vec<String> = report
         .attributes
         .iter()
@@ -115,50 +124,50 @@ fn print_report(report: &KeyReport) {
             None => format!("{}=?", a.name),
         })
         .collect();
-    println!("  CKA_ID {}", report.id_hex);
-    println!("  {}", attrs.join(" "));
+    out.line(format!("  CKA_ID {}", report.id_hex));
+    out.line(format!("  {}", attrs.join(" ")));
     for warning in &report.warnings {
-        println!("  warning: {warning}");
+        out.line(format!("  warning: {warning}"));
     }
 }
 
-fn check(config: &Config) -> Result<(), CliError> {
+fn check(out: &mut Report, config: &Config) -> Result<(), CliError> {
     let token = Pkcs11Token::open(&config.token)?;
-    println!(
+    out.line(format!(
         "token {:?} via profile {} ({} sessions)",
         token.label(),
         config.token.profile.module.name,
         token.session_capacity()
-    );
+    ));
     let mut failures = Vec::new();
     let mut checked = 0;
     for ca in &config.cas {
         checked += 1;
-        println!(
+        out.line(format!(
             "key {:?} (CA {:?}, {}):",
             ca.key_label, ca.name, ca.key_type
-        );
-        match check_ca_key(config, &token, ca) {
-            Ok(()) => println!("  OK"),
+        ));
+        match check_ca_key(out, config, &token, ca) {
+            Ok(()) => out.line("  OK"),
             Err(e) => {
-                println!("  FAILED: {}", e.0);
+                out.line(format!("  FAILED: {}", e.0));
                 failures.push(format!("{}: {}", ca.key_label, e.0));
             }
         }
     }
     if let Some(label) = &config.sealing_key {
         checked += 1;
-        println!("key {label:?} (sealing, {AES_256}):");
-        match check_sealing_key(&token, label) {
-            Ok(()) => println!("  OK"),
+        out.line(format!("key {label:?} (sealing, {AES_256}):"));
+        match check_sealing_key(out, &token, label) {
+            Ok(()) => out.line("  OK"),
             Err(e) => {
-                println!("  FAILED: {}", e.0);
+                out.line(format!("  FAILED: {}", e.0));
                 failures.push(format!("{label}: {}", e.0));
             }
         }
     }
     if failures.is_empty() {
-        println!("all {checked} keys OK");
+        out.line(format!("all {checked} keys OK"));
         Ok(())
     } else {
         Err(CliError::msg(format!(
@@ -170,12 +179,13 @@ fn check(config: &Config) -> Result<(), CliError> {
 }
 
 fn check_ca_key(
+    out: &mut Report,
     config: &Config,
     token: &Pkcs11Token,
     ca: &crate::config::CaConfig,
 ) -> Result<(), CliError> {
     let report = token.inspect(&ca.key_label, false)?;
-    print_report(&report);
+    print_report(out, &report);
     if let Some(reason) = report.refusals.first() {
         return Err(CliError::msg(reason.clone()));
     }
@@ -202,16 +212,16 @@ fn check_ca_key(
         &signature,
     )
     .map_err(|e| CliError::msg(format!("test signature: {e}")))?;
-    println!(
+    out.line(format!(
         "  test signature ({:?}) verified in software",
         signer.scheme()
-    );
+    ));
 
     if !ca.certificate.exists() {
-        println!(
+        out.line(format!(
             "  certificate {}: not created yet (run `hsm-acme ca init`)",
             ca.certificate.display()
-        );
+        ));
         return Ok(());
     }
     let cert = super::ca::read_certificate(&ca.certificate)?;
@@ -238,17 +248,17 @@ fn check_ca_key(
         })?;
     }
     let not_after = cert.tbs_certificate().validity().not_after;
-    println!(
+    out.line(format!(
         "  certificate {}: matches the key, {}, valid until {not_after}",
         ca.certificate.display(),
         ca.issuer
-    );
+    ));
     Ok(())
 }
 
-fn check_sealing_key(token: &Pkcs11Token, label: &str) -> Result<(), CliError> {
+fn check_sealing_key(out: &mut Report, token: &Pkcs11Token, label: &str) -> Result<(), CliError> {
     let report = token.inspect(label, true)?;
-    print_report(&report);
+    print_report(out, &report);
     if let Some(reason) = report.refusals.first() {
         return Err(CliError::msg(reason.clone()));
     }
@@ -264,6 +274,6 @@ fn check_sealing_key(token: &Pkcs11Token, label: &str) -> Result<(), CliError> {
             "unsealing with other associated data succeeded",
         ));
     }
-    println!("  AES-GCM seal/unseal round trip OK; wrong associated data refused");
+    out.line("  AES-GCM seal/unseal round trip OK; wrong associated data refused");
     Ok(())
 }

@@ -26,8 +26,8 @@ pub struct Cli {
     /// Configuration file.
     #[arg(long, short, global = true, env = "HSM_ACME_CONFIG", default_value = DEFAULT_CONFIG)]
     pub config: PathBuf,
-    /// Print the operator commands' answers (revoke, crl, eab, account) as JSON, for
-    /// scripts.
+    /// Answer in JSON, for scripts: the operator commands (revoke, crl, eab, account) their
+    /// data, the others `{"ok", "report": [lines], "error"}`.
     #[arg(long, global = true)]
     pub json: bool,
     /// What to do.
@@ -203,6 +203,44 @@ pub enum CaCommand {
     },
 }
 
+/// What a report command (hsm, ca, check-config) prints: line by line for a person, or
+/// with `--json` collected and printed once, as `{"ok", "report": [lines], "error"}`.
+#[derive(Debug)]
+pub struct Report {
+    json: bool,
+    lines: Vec<String>,
+}
+
+impl Report {
+    fn new(json: bool) -> Self {
+        Self {
+            json,
+            lines: Vec::new(),
+        }
+    }
+
+    /// One line of the report.
+    fn line(&mut self, text: impl Into<String>) {
+        let text = text.into();
+        if self.json {
+            self.lines.push(text);
+        } else {
+            println!("{text}");
+        }
+    }
+
+    /// Prints the collected report with its outcome (`--json` only).
+    fn finish(self, error: Option<&str>) {
+        if self.json {
+            let mut answer = serde_json::json!({"ok": error.is_none(), "report": self.lines});
+            if let Some(error) = error {
+                answer["error"] = error.into();
+            }
+            println!("{answer}");
+        }
+    }
+}
+
 /// A command failure: the message is for the operator.
 #[derive(Debug)]
 pub struct CliError(String);
@@ -223,10 +261,19 @@ impl CliError {
 pub fn run(cli: &Cli) -> ExitCode {
     init_tracing();
     let output = admin::Output { json: cli.json };
+    let mut report = Report::new(cli.json);
+    let out = &mut report;
+    let reported = matches!(
+        cli.command,
+        Command::CheckConfig | Command::Hsm(_) | Command::Ca(_)
+    );
     let result = match &cli.command {
-        Command::CheckConfig => check_config::run(&cli.config),
-        Command::Hsm(cmd) => load(&cli.config).and_then(|config| hsm::run(&config, cmd)),
-        Command::Ca(cmd) => load(&cli.config).and_then(|config| ca::run(&config, cmd)),
+        Command::CheckConfig => check_config::run(out, &cli.config),
+        Command::Hsm(cmd) => load(&cli.config).and_then(|config| hsm::run(out, &config, cmd)),
+        Command::Ca(cmd) => load(&cli.config).and_then(|config| ca::run(out, &config, cmd)),
+        Command::Serve(_) if cli.json => Err(CliError::msg(
+            "serve logs to standard error; --json is for the commands that answer",
+        )),
         Command::Serve(args) => load(&cli.config).and_then(|config| serve(config, args)),
         Command::Revoke { serial, reason } => {
             let request = AdminRequest::Revoke {
@@ -245,6 +292,15 @@ pub fn run(cli: &Cli) -> ExitCode {
         Command::Account(cmd) => load(&cli.config)
             .and_then(|config| admin::run(&config, admin::account_request(cmd), output, None)),
     };
+    if reported && cli.json {
+        let failed = result.as_ref().err().map(|e| e.0.as_str());
+        report.finish(failed);
+        return if failed.is_none() {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::FAILURE
+        };
+    }
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(CliError(message)) if cli.json => {
