@@ -146,6 +146,10 @@ http01_port = 80
 CONF
 fi
 
+# The address served on is written into [server] too, so commands run on the state file
+# with the server stopped name the same URLs as the server does.
+sed -i "/^\[server\]/,/^\[/ s|^listen = .*|listen = \"$listen\"|" "$config"
+
 # HSM_ACME_EAB_REQUIRED=1: accounts only with an external account binding (RFC 8555 §7.3.4).
 eab_required=false
 [ "${HSM_ACME_EAB_REQUIRED:-0}" = 1 ] && eab_required=true

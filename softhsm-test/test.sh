@@ -125,6 +125,29 @@ for _ in $(seq 1 600); do
 done
 grep -q '"externalAccountRequired":true' "$scratch/directory.json" ||
     { echo "the directory does not say externalAccountRequired" >&2; exit 1; }
+accounts() { "$bin" --config "$demo/hsm-acme.toml" account list --json | jq "$1"; }
+unbound_before=$(accounts '[.[] | select(.eab_kid == null)] | length')
+total_before=$(accounts length)
+# Without a key, certbot and lego are refused (they read the directory's
+# externalAccountRequired; python-acme's eab-required case below asks the server itself),
+# and no account is made.
+if REQUESTS_CA_BUNDLE="$demo/trust-anchor.pem" certbot register -n --agree-tos \
+    -m noeab@example.org --server https://127.0.0.1:14000/directory \
+    --config-dir "$scratch/certbot-noeab" --work-dir "$scratch/certbot-noeab" \
+    --logs-dir "$scratch/certbot-noeab" > "$scratch/certbot-noeab.log" 2>&1; then
+    echo "certbot registered without EAB" >&2; exit 1
+fi
+grep -q "requires external account binding" "$scratch/certbot-noeab.log" ||
+    { cat "$scratch/certbot-noeab.log"; exit 1; }
+if LEGO_CA_CERTIFICATES="$demo/trust-anchor.pem" lego --server https://127.0.0.1:14000/directory \
+    --path "$scratch/lego-noeab" --accept-tos --email noeab@example.org \
+    --domains noeab.lego.test --http --http.port 127.0.0.1:14080 run \
+    > "$scratch/lego-noeab.log" 2>&1; then
+    echo "lego registered without EAB" >&2; exit 1
+fi
+grep -q "requires External Account Binding" "$scratch/lego-noeab.log" ||
+    { cat "$scratch/lego-noeab.log"; exit 1; }
+[ "$(accounts length)" -eq "$total_before" ] || { echo "an account was made without EAB" >&2; exit 1; }
 # Through the running server's admin socket; the key is printed once, as JSON for scripts.
 "$bin" --config "$demo/hsm-acme.toml" eab create --profile default --reusable --json \
     > "$scratch/eab.json"
@@ -154,6 +177,12 @@ python=/usr/bin/python3
     --kid "$pub_kid" --eab-key "$scratch/eab-key.pem" --ca-bundle "$demo/trust-anchor.pem" \
     --contact mailto:pubkey@example.org | tee "$scratch/pubkey.out"
 grep -q '^status: valid$' "$scratch/pubkey.out"
+total_after=$(accounts length)
+echo "accounts: $total_before before the EAB clients, $total_after after, each new one bound to a key"
+[ "$total_after" -ge $((total_before + 4)) ] ||
+    { echo "expected accounts from certbot, lego, python-acme and the public-key client" >&2; exit 1; }
+[ "$(accounts '[.[] | select(.eab_kid == null)] | length')" -eq "$unbound_before" ] ||
+    { echo "an account without EAB was made while EAB was required" >&2; exit 1; }
 "$bin" --config "$demo/hsm-acme.toml" eab show "$pub_kid" --json | jq -e '.accounts | length == 1' >/dev/null
 
 stage "all tests passed"

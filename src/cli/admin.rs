@@ -10,6 +10,7 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use der::pem::LineEnding;
 use serde_json::json;
+use zeroize::Zeroizing;
 
 use super::ca::read_certificate;
 use super::{AccountCommand, CliError, EabCommand};
@@ -18,7 +19,9 @@ use crate::config::Config;
 use crate::error::Error;
 use crate::hsm::{Pkcs11Token, Sealer};
 use crate::ops::admin;
-use crate::ops::operator::{AdminRequest, AdminResponse, CrlSigning, EabCreateRequest, Operator};
+use crate::ops::operator::{
+    AdminRequest, AdminResponse, CrlSigning, EabCreateRequest, Operator, wipe_strings,
+};
 use crate::policy::pattern::parse_patterns;
 use crate::publish::{CrlAuthority, sign_offline};
 use crate::store::{CrlRecord, Store};
@@ -148,12 +151,16 @@ pub(super) fn run(
     print(response, output, crl_out)
 }
 
-fn print(response: AdminResponse, output: Output, crl_out: Option<&Path>) -> Result<(), CliError> {
+fn print(
+    mut response: AdminResponse,
+    output: Output,
+    crl_out: Option<&Path>,
+) -> Result<(), CliError> {
     if !response.ok {
-        return Err(CliError::msg(response.message));
+        return Err(CliError::msg(response.take_message()));
     }
-    let mut data = response.data;
-    let mut message = response.message;
+    let mut data = response.take_data();
+    let mut message = Zeroizing::new(response.take_message());
     if let Some(out) = crl_out {
         let der = data["crl"]
             .as_str()
@@ -162,18 +169,18 @@ fn print(response: AdminResponse, output: Output, crl_out: Option<&Path>) -> Res
         let pem = der::pem::encode_string("X509 CRL", LineEnding::LF, &der)
             .map_err(|e| CliError::msg(e.to_string()))?;
         super::ca::write_atomically(out, pem.as_bytes())?;
-        message = format!("{message}; wrote it to {}", out.display());
+        *message = format!("{}; wrote it to {}", message.as_str(), out.display());
         data =
             json!({"ca": data["ca"], "number": data["number"], "out": out.display().to_string()});
     }
-    if output.json {
-        println!(
-            "{}",
-            serde_json::to_string(&data).map_err(|e| CliError::msg(e.to_string()))?
-        );
+    // The answer may hold a new HMAC key: printed once, then wiped.
+    let text = Zeroizing::new(if output.json {
+        serde_json::to_string(&data).map_err(|e| CliError::msg(e.to_string()))?
     } else {
-        println!("{message}");
-    }
+        message.to_string()
+    });
+    println!("{}", text.as_str());
+    wipe_strings(&mut data);
     Ok(())
 }
 

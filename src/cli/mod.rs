@@ -117,12 +117,14 @@ pub enum EabCommand {
     List,
     /// Show one key and the accounts it bound (never its secret).
     Show {
-        /// The key id.
+        /// The key id (it may start with '-').
+        #[arg(allow_hyphen_values = true)]
         kid: String,
     },
     /// Revoke a key: it binds no new account, and the accounts it bound can order no more.
     Revoke {
-        /// The key id.
+        /// The key id (it may start with '-').
+        #[arg(allow_hyphen_values = true)]
         kid: String,
     },
 }
@@ -135,12 +137,14 @@ pub enum AccountCommand {
     List,
     /// Show an account, its EAB key id, its orders and its certificates.
     Show {
-        /// The account id (the last segment of its URL).
+        /// The account id (the last segment of its URL; it may start with '-').
+        #[arg(allow_hyphen_values = true)]
         id: String,
     },
     /// Deactivate an account (RFC 8555 §7.1.6); its authorizations go with it.
     Deactivate {
-        /// The account id.
+        /// The account id (it may start with '-').
+        #[arg(allow_hyphen_values = true)]
         id: String,
     },
 }
@@ -342,4 +346,24 @@ fn init_tracing() {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .try_init();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_that_start_with_a_dash_are_ids_not_options() {
+        // Key and account ids are base64url: a quarter of them start with '-' or '_'.
+        let cli = Cli::try_parse_from(["hsm-acme", "eab", "show", "-wtPoKoRq", "--json"]).unwrap();
+        assert!(cli.json);
+        assert!(
+            matches!(cli.command, Command::Eab(EabCommand::Show { kid }) if kid == "-wtPoKoRq")
+        );
+        let cli = Cli::try_parse_from(["hsm-acme", "account", "deactivate", "-x_1"]).unwrap();
+        assert!(
+            matches!(cli.command, Command::Account(AccountCommand::Deactivate { id }) if id == "-x_1")
+        );
+        assert!(Cli::try_parse_from(["hsm-acme", "eab", "create"]).is_err());
+    }
 }

@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
 use tokio::net::{UnixListener, UnixStream};
+use zeroize::Zeroizing;
 
 use super::operator::{AdminRequest, AdminResponse, Operator};
 
@@ -145,9 +146,11 @@ async fn answer(
 }
 
 async fn respond(write: &mut tokio::net::unix::OwnedWriteHalf, response: &AdminResponse) {
-    if let Ok(mut out) = serde_json::to_vec(response) {
-        out.push(b'\n');
-        let _ = write.write_all(&out).await;
+    if let Ok(out) = serde_json::to_vec(response) {
+        let out = Zeroizing::new(out);
+        if write.write_all(&out).await.is_ok() {
+            let _ = write.write_all(b"\n").await;
+        }
     }
 }
 
@@ -170,12 +173,20 @@ pub fn send(path: &Path, request: &AdminRequest) -> Option<Result<AdminResponse,
         let _ = stream.set_read_timeout(Some(Duration::from_secs(120)));
         let mut line = serde_json::to_vec(request).map_err(|e| e.to_string())?;
         line.push(b'\n');
-        stream.write_all(&line).map_err(|e| e.to_string())?;
-        let mut answer = String::new();
-        BufReader::new(stream)
-            .read_line(&mut answer)
-            .map_err(|e| e.to_string())?;
-        serde_json::from_str(&answer).map_err(|e| format!("bad answer {answer:?}: {e}"))
+        // A refusal (another user) may come back before the request is written, and
+        // the server closes: its answer, not the broken pipe, is what to report.
+        let written = stream.write_all(&line);
+        // The answer may hold a new HMAC key.
+        let mut answer = Zeroizing::new(String::new());
+        let read = BufReader::new(stream).read_line(&mut answer);
+        match (written, read) {
+            (_, Ok(n)) if n > 0 => {}
+            (Err(e), _) | (Ok(()), Err(e)) => return Err(e.to_string()),
+            (Ok(()), Ok(_)) => {
+                return Err("the server closed the admin socket without an answer".into());
+            }
+        }
+        serde_json::from_str(&answer).map_err(|e| format!("the server's answer is not JSON: {e}"))
     })())
 }
 

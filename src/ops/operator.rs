@@ -12,6 +12,7 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
+use zeroize::Zeroize;
 
 use crate::clock::{Clock, rfc3339};
 use crate::error::Error;
@@ -119,7 +120,35 @@ pub struct AdminResponse {
     pub data: Value,
 }
 
+/// An answer may carry a new HMAC key: its text is wiped when the answer goes.
+impl Drop for AdminResponse {
+    fn drop(&mut self) {
+        self.message.zeroize();
+        wipe_strings(&mut self.data);
+    }
+}
+
+/// Wipes every string in `value` (answers that may hold a new HMAC key).
+pub fn wipe_strings(value: &mut Value) {
+    match value {
+        Value::String(text) => text.zeroize(),
+        Value::Array(items) => items.iter_mut().for_each(wipe_strings),
+        Value::Object(map) => map.values_mut().for_each(wipe_strings),
+        _ => {}
+    }
+}
+
 impl AdminResponse {
+    /// The JSON data, taken out of the answer.
+    pub fn take_data(&mut self) -> Value {
+        std::mem::take(&mut self.data)
+    }
+
+    /// The message, taken out of the answer.
+    pub fn take_message(&mut self) -> String {
+        std::mem::take(&mut self.message)
+    }
+
     /// A refusal.
     pub fn error(message: impl Into<String>) -> Self {
         Self {
@@ -390,7 +419,7 @@ impl Operator {
             lines.push(format!(
                 "{:<24} {:<11} {:<10} {:<24} {:<20} {}",
                 a.id,
-                a.status,
+                a.status.as_str(),
                 a.profile,
                 a.eab_kid.as_deref().unwrap_or("-"),
                 rfc3339(a.created),
