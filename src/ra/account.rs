@@ -249,6 +249,13 @@ impl Ra {
                     account.status
                 )));
             }
+            // The key that signed the request, and the oldKey it names, must still be the
+            // account's key now: a concurrent keyChange may have replaced it.
+            if account.thumbprint != old {
+                return Err(Error::unauthorized(
+                    "oldKey is no longer the account's current key",
+                ));
+            }
             // The old key no longer finds the account (§7.3.5: it is replaced, not added).
             tx.remove_account_key(&account.thumbprint)?;
             tx.set_account_key(&new_thumbprint, &account.id)?;
@@ -392,5 +399,48 @@ mod tests {
             kind(&["mailto:a b@example.org"]),
             Some(ErrorKind::InvalidContact)
         );
+    }
+
+    fn key() -> (Value, String) {
+        let pair = josekit::jws::ES256.generate_key_pair().unwrap();
+        let jwk = Value::Object(pair.to_jwk_public_key().as_ref().clone());
+        let thumbprint = crate::acme::jwk::thumbprint(&jwk).unwrap();
+        (jwk, thumbprint)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_key_change_signed_by_a_replaced_key_is_refused() {
+        let t = super::super::testing::TestRa::new();
+        let (old_jwk, old_thumb) = key();
+        let mut account = t.account.clone();
+        account.jwk = old_jwk.clone();
+        account.thumbprint = old_thumb.clone();
+        let stored = account.clone();
+        t.store
+            .write(move |tx| {
+                tx.put(&stored)?;
+                tx.set_account_key(&stored.thumbprint, &stored.id)
+                    .map_err(Error::from)
+            })
+            .unwrap();
+        let url = "https://ca.test/acme/acct/acct";
+        let change = |new: (Value, String)| {
+            let ra = t.ra.clone();
+            let (account, old_jwk) = (account.clone(), old_jwk.clone());
+            async move {
+                let request = KeyChangeRequest {
+                    account: url.into(),
+                    old_key: old_jwk,
+                };
+                ra.change_key(&account, url, new.0, new.1, request).await
+            }
+        };
+        assert!(matches!(
+            change(key()).await,
+            Ok(KeyChangeOutcome::Changed(_))
+        ));
+        // The same old key (and the stale account it verified) once more: refused.
+        let refused = change(key()).await.unwrap_err();
+        assert_eq!(refused.kind, ErrorKind::Unauthorized);
     }
 }

@@ -128,9 +128,16 @@ impl Ra {
                     .position(|c| c.kind == kind_owned)
                     .ok_or_else(|| Error::not_found("no such challenge"))?;
                 let status = authz_status(&authz, now);
+                // One validation per authorization at a time: a second challenge answered
+                // meanwhile would race the first to decide the authorization's status.
+                let busy = authz
+                    .challenges
+                    .iter()
+                    .any(|c| c.status == ChallengeStatus::Processing);
                 let challenge = &mut authz.challenges[index];
                 if status != AuthorizationStatus::Pending
                     || challenge.status != ChallengeStatus::Pending
+                    || busy
                 {
                     return Ok(None);
                 }
@@ -162,10 +169,25 @@ impl Ra {
             .write(move |tx| {
                 tx.delete::<ValidationInFlight>(&ValidationInFlight::new(&authz_id, &kind).key)?;
                 let mut authz: AuthzRecord = tx.require(&authz_id)?;
+                let status = authz_status(&authz, now);
+                let stored = authz.status;
                 let Some(challenge) = authz.challenges.iter_mut().find(|c| c.kind == kind) else {
                     return Ok(());
                 };
                 if challenge.status != ChallengeStatus::Processing {
+                    return Ok(());
+                }
+                // RFC 8555 §7.1.6: final states stay final. The authorization changed while
+                // it was validated (deactivated, expired): the outcome is not applied, and the
+                // challenge ends invalid rather than staying `processing`.
+                if stored != AuthorizationStatus::Pending || status != AuthorizationStatus::Pending
+                {
+                    challenge.status = ChallengeStatus::Invalid;
+                    challenge.error = Some(Problem::new(
+                        ProblemType::Unauthorized,
+                        format!("the authorization became {status} while it was validated"),
+                    ));
+                    tx.put(&authz)?;
                     return Ok(());
                 }
                 match outcome {
@@ -192,5 +214,110 @@ impl Ra {
         if let Err(e) = result {
             tracing::error!(error = %e, "recording a validation result failed");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::testing::TestRa;
+    use crate::acme::{AuthorizationStatus, ChallengeStatus};
+    use crate::store::ValidationInFlight;
+
+    fn challenge(authz: &crate::store::AuthzRecord, kind: &str) -> ChallengeStatus {
+        authz
+            .challenges
+            .iter()
+            .find(|c| c.kind == kind)
+            .map(|c| c.status)
+            .unwrap()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_deactivation_during_validation_is_not_undone() {
+        let t = TestRa::new();
+        let authz = t.order("deactivated.test").await;
+        t.ra.answer_challenge(&t.account, &authz.id, "http-01")
+            .await
+            .unwrap();
+        t.ra.deactivate_authz(&t.account, &authz.id, "deactivated")
+            .await
+            .unwrap();
+        t.validator.release(1);
+        let after = t.settled(&authz.id).await;
+        assert_eq!(after.status, AuthorizationStatus::Deactivated);
+        assert_eq!(challenge(&after, "http-01"), ChallengeStatus::Invalid);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_second_challenge_cannot_overturn_the_first() {
+        let t = TestRa::new();
+        t.validator.fail("dns-01");
+        let authz = t.order("two.test").await;
+        t.ra.answer_challenge(&t.account, &authz.id, "http-01")
+            .await
+            .unwrap();
+        // While http-01 is being validated, dns-01 is answered too: it does not start.
+        let seen =
+            t.ra.answer_challenge(&t.account, &authz.id, "dns-01")
+                .await
+                .unwrap();
+        assert_eq!(challenge(&seen, "dns-01"), ChallengeStatus::Pending);
+        t.validator.release(2);
+        let after = t.settled(&authz.id).await;
+        assert_eq!(t.validator.started(), 1);
+        assert_eq!(after.status, AuthorizationStatus::Valid);
+        assert_eq!(challenge(&after, "http-01"), ChallengeStatus::Valid);
+        // And once valid, final: another answer changes nothing.
+        let again =
+            t.ra.answer_challenge(&t.account, &authz.id, "dns-01")
+                .await
+                .unwrap();
+        assert_eq!(again.status, AuthorizationStatus::Valid);
+        assert_eq!(t.validator.started(), 1);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn recovery_validates_again_only_what_is_still_pending() {
+        let t = TestRa::new();
+        let pending = t.order("pending.test").await;
+        let deactivated = t.order("gone.test").await;
+        for authz in [&pending, &deactivated] {
+            t.ra.answer_challenge(&t.account, &authz.id, "http-01")
+                .await
+                .unwrap();
+        }
+        t.ra.deactivate_authz(&t.account, &deactivated.id, "deactivated")
+            .await
+            .unwrap();
+        assert_eq!(t.validator.started(), 2);
+        // As after a crash: both markers are there; only the pending one runs again.
+        t.ra.recover().await.unwrap();
+        for _ in 0..100 {
+            if t.validator.started() >= 3 {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        assert_eq!(t.validator.started(), 3);
+        let gone = t.authz(&deactivated.id);
+        assert_eq!(gone.status, AuthorizationStatus::Deactivated);
+        assert_eq!(challenge(&gone, "http-01"), ChallengeStatus::Invalid);
+        let marker = ValidationInFlight::new(&deactivated.id, "http-01").key;
+        assert!(
+            t.store
+                .reader()
+                .get::<ValidationInFlight>(&marker)
+                .unwrap()
+                .is_none()
+        );
+        t.validator.release(3);
+        assert_eq!(
+            t.settled(&pending.id).await.status,
+            AuthorizationStatus::Valid
+        );
+        assert_eq!(
+            t.authz(&deactivated.id).status,
+            AuthorizationStatus::Deactivated
+        );
     }
 }

@@ -13,6 +13,8 @@ mod order;
 mod recover;
 mod renewal;
 mod revoke;
+#[cfg(test)]
+mod testing;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -3,7 +3,8 @@
 use super::{Ra, eab, owned};
 use crate::acme::problem::ProblemType;
 use crate::acme::{
-    AuthorizationStatus, ChallengeStatus, Identifier, NewOrderRequest, OrderStatus, Problem,
+    AccountStatus, AuthorizationStatus, ChallengeStatus, Identifier, NewOrderRequest, OrderStatus,
+    Problem,
 };
 use crate::clock::parse_rfc3339;
 use crate::error::Error;
@@ -223,6 +224,11 @@ impl Ra {
         let reuse = self.inner.settings.authz_reuse.as_secs();
         let ra = self.clone();
         self.write(move |tx| {
+            // The account may have been deactivated since its request was verified.
+            let owner = tx.require::<AccountRecord>(&order.account_id)?;
+            if owner.status != AccountStatus::Valid {
+                return Err(Error::unauthorized(format!("account is {}", owner.status)));
+            }
             if let Some(cert_id) = &order.replaces {
                 ra.mark_replaced(tx, &order, cert_id)?;
             }
@@ -441,5 +447,28 @@ mod tests {
         });
         let view = derive(order(OrderStatus::Pending, 300), &[failed], 100);
         assert_eq!(view.error.unwrap().detail, "refused");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_account_deactivated_since_its_request_was_verified_cannot_order() {
+        let t = super::super::testing::TestRa::new();
+        t.store
+            .write(|tx| super::super::deactivate_account_in(tx, "acct"))
+            .unwrap();
+        // `t.account` is the snapshot the request was verified with: still valid.
+        let refused =
+            t.ra.new_order(
+                &t.account,
+                NewOrderRequest {
+                    identifiers: vec![Identifier::dns("late.test")],
+                    not_before: None,
+                    not_after: None,
+                    replaces: None,
+                },
+            )
+            .await
+            .unwrap_err();
+        assert_eq!(refused.kind, crate::error::ErrorKind::Unauthorized);
+        assert!(t.store.reader().orders_of("acct").unwrap().is_empty());
     }
 }

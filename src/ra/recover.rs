@@ -2,18 +2,20 @@
 //! (DESIGN.md principle 4).
 
 use super::Ra;
+use super::order::authz_status;
 use crate::acme::problem::ProblemType;
-use crate::acme::{ChallengeStatus, OrderStatus, Problem};
+use crate::acme::{AuthorizationStatus, ChallengeStatus, OrderStatus, Problem};
 use crate::error::Error;
 use crate::store::{AuthzRecord, IssuanceIntent, OrderRecord, ValidationInFlight};
 
 impl Ra {
     /// Ends interrupted issuances (the order becomes invalid: the token may or may not have
-    /// signed, and a serial is never reused) and restarts interrupted validations. Every
+    /// signed, and a serial is never reused) and restarts interrupted validations of authorizations still pending. Every
     /// order in `processing` has an intent, committed in the same transaction.
     pub async fn recover(&self) -> Result<(), Error> {
+        let now = self.now();
         let (failed, revalidate) = self
-            .write(|tx| {
+            .write(move |tx| {
                 let mut failed = 0usize;
                 for intent in tx.all::<IssuanceIntent>()? {
                     tx.delete::<IssuanceIntent>(&intent.serial)?;
@@ -35,13 +37,30 @@ impl Ra {
                         tx.delete::<ValidationInFlight>(&marker.key)?;
                         continue;
                     };
-                    let challenge = authz.challenges.iter().find(|c| c.kind == marker.kind);
-                    match challenge {
-                        Some(c) if c.status == ChallengeStatus::Processing => {
-                            let token = c.token.clone();
-                            revalidate.push((authz, marker.kind, token));
-                        }
-                        _ => tx.delete::<ValidationInFlight>(&marker.key)?,
+                    let mut authz = authz;
+                    let still_pending = authz.status == AuthorizationStatus::Pending
+                        && authz_status(&authz, now) == AuthorizationStatus::Pending;
+                    let Some(challenge) =
+                        authz.challenges.iter_mut().find(|c| c.kind == marker.kind)
+                    else {
+                        tx.delete::<ValidationInFlight>(&marker.key)?;
+                        continue;
+                    };
+                    if challenge.status != ChallengeStatus::Processing {
+                        tx.delete::<ValidationInFlight>(&marker.key)?;
+                    } else if still_pending {
+                        let token = challenge.token.clone();
+                        revalidate.push((authz, marker.kind, token));
+                    } else {
+                        // Deactivated or expired meanwhile: nothing to validate, and the
+                        // challenge must not stay `processing`.
+                        challenge.status = ChallengeStatus::Invalid;
+                        challenge.error = Some(Problem::new(
+                            ProblemType::Unauthorized,
+                            "the authorization is no longer pending",
+                        ));
+                        tx.put(&authz)?;
+                        tx.delete::<ValidationInFlight>(&marker.key)?;
                     }
                 }
                 Ok((failed, revalidate))
