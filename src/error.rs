@@ -13,6 +13,9 @@ use crate::acme::problem::Subproblem;
 pub enum ErrorKind {
     Malformed,
     Unauthorized,
+    /// The request is signed by an account that is deactivated or revoked (RFC 8555
+    /// §7.3.6): `unauthorized` with 401.
+    AccountNotValid,
     AccountDoesNotExist,
     BadNonce,
     BadSignatureAlgorithm,

@@ -183,3 +183,43 @@ async fn every_answer_carries_a_nonce_and_the_index_link_and_errors_are_problems
     assert_eq!(replay.json()["type"], "urn:ietf:params:acme:error:badNonce");
     assert!(replay.header("replay-nonce").is_some());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn post_as_get_reads_the_directory_and_new_nonce_and_a_deactivated_account_gets_401() {
+    let s = setup("").await;
+    let port = free_port();
+    let _server = s.start(port);
+    let mut client = RawClient::new(&s.root(), port);
+    client.register().await;
+
+    // RFC 8555 §6.3: GET and POST-as-GET both work on the directory and newNonce.
+    let directory = client.post(&client.url("/directory"), None).await;
+    assert_eq!(directory.status, StatusCode::OK, "{directory:?}");
+    assert!(directory.json()["newNonce"].is_string());
+    let nonce = client.post(&client.url("/acme/new-nonce"), None).await;
+    assert_eq!(nonce.status, StatusCode::NO_CONTENT, "{nonce:?}");
+    assert!(nonce.header("replay-nonce").is_some());
+    // A payload is not a POST-as-GET.
+    let payload = client
+        .post(&client.url("/directory"), Some(&json!({"x": 1})))
+        .await;
+    assert_eq!(payload.status, StatusCode::BAD_REQUEST, "{payload:?}");
+
+    // RFC 8555 §7.3.6: after deactivation, every request of the account is 401 unauthorized.
+    let account = client.kid.clone().unwrap();
+    let deactivated = client
+        .post(&account, Some(&json!({"status": "deactivated"})))
+        .await;
+    assert_eq!(deactivated.json()["status"], "deactivated");
+    let refused = client
+        .post(
+            &client.url("/acme/new-order"),
+            Some(&json!({"identifiers": [{"type": "dns", "value": "late.wire.test"}]})),
+        )
+        .await;
+    assert_eq!(refused.status, StatusCode::UNAUTHORIZED, "{refused:?}");
+    assert_eq!(
+        refused.json()["type"],
+        "urn:ietf:params:acme:error:unauthorized"
+    );
+}

@@ -45,10 +45,10 @@ impl Ra {
                     account,
                     created: false,
                 }),
-                Some(account) => Err(Error::unauthorized(format!(
-                    "account is {}",
-                    account.status
-                ))),
+                Some(account) => Err(Error::new(
+                    ErrorKind::AccountNotValid,
+                    format!("account is {}", account.status),
+                )),
                 None => Err(Error::new(
                     ErrorKind::AccountDoesNotExist,
                     "no account exists for this key",
@@ -104,10 +104,10 @@ impl Ra {
             if let Some(existing) = tx.account_by_key(&account.thumbprint)? {
                 let account = tx.require::<AccountRecord>(&existing)?;
                 if account.status != AccountStatus::Valid {
-                    return Err(Error::unauthorized(format!(
-                        "account is {}",
-                        account.status
-                    )));
+                    return Err(Error::new(
+                        ErrorKind::AccountNotValid,
+                        format!("account is {}", account.status),
+                    ));
                 }
                 return Ok(NewAccountOutcome {
                     account,
@@ -192,10 +192,10 @@ impl Ra {
         self.write(move |tx| {
             let mut account = tx.require::<AccountRecord>(&id)?;
             if account.status != AccountStatus::Valid {
-                return Err(Error::unauthorized(format!(
-                    "account is {}",
-                    account.status
-                )));
+                return Err(Error::new(
+                    ErrorKind::AccountNotValid,
+                    format!("account is {}", account.status),
+                ));
             }
             if let Some(contact) = contact {
                 account.contact = contact;
@@ -244,10 +244,10 @@ impl Ra {
             }
             let mut account = tx.require::<AccountRecord>(&id)?;
             if account.status != AccountStatus::Valid {
-                return Err(Error::unauthorized(format!(
-                    "account is {}",
-                    account.status
-                )));
+                return Err(Error::new(
+                    ErrorKind::AccountNotValid,
+                    format!("account is {}", account.status),
+                ));
             }
             // The key that signed the request, and the oldKey it names, must still be the
             // account's key now: a concurrent keyChange may have replaced it.

@@ -7,7 +7,7 @@ use crate::acme::{
     Problem,
 };
 use crate::clock::parse_rfc3339;
-use crate::error::Error;
+use crate::error::{Error, ErrorKind};
 use crate::store::{AccountRecord, AuthzRecord, ChallengeRecord, OrderRecord, StoreReader, Tx};
 
 /// An order as clients see it: the record plus its status derived from its authorizations.
@@ -227,7 +227,10 @@ impl Ra {
             // The account may have been deactivated since its request was verified.
             let owner = tx.require::<AccountRecord>(&order.account_id)?;
             if owner.status != AccountStatus::Valid {
-                return Err(Error::unauthorized(format!("account is {}", owner.status)));
+                return Err(Error::new(
+                    ErrorKind::AccountNotValid,
+                    format!("account is {}", owner.status),
+                ));
             }
             if let Some(cert_id) = &order.replaces {
                 ra.mark_replaced(tx, &order, cert_id)?;
@@ -468,7 +471,7 @@ mod tests {
             )
             .await
             .unwrap_err();
-        assert_eq!(refused.kind, crate::error::ErrorKind::Unauthorized);
+        assert_eq!(refused.kind, ErrorKind::AccountNotValid);
         assert!(t.store.reader().orders_of("acct").unwrap().is_empty());
     }
 }

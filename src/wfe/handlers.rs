@@ -60,10 +60,13 @@ impl Wfe {
         };
         let known = matches!(
             segments,
-            [
-                "acme",
-                "new-account" | "new-order" | "new-authz" | "key-change" | "revoke-cert"
-            ] | ["acme", "acct", _]
+            ["directory"]
+                | ["acme", "new-nonce"]
+                | [
+                    "acme",
+                    "new-account" | "new-order" | "new-authz" | "key-change" | "revoke-cert"
+                ]
+                | ["acme", "acct", _]
                 | ["acme", "acct", _, "orders"]
                 | ["acme", "order", _]
                 | ["acme", "order", _, "finalize"]
@@ -77,6 +80,15 @@ impl Wfe {
         }
         let verified = self.verify(body, rule, url).await?;
         match segments {
+            // RFC 8555 §6.3: POST-as-GET works on the directory and newNonce too.
+            ["directory"] => {
+                post_as_get(&verified)?;
+                self.directory()
+            }
+            ["acme", "new-nonce"] => {
+                post_as_get(&verified)?;
+                Ok(Reply::empty(StatusCode::NO_CONTENT))
+            }
             ["acme", "new-account"] => self.new_account(verified).await,
             ["acme", "acct", id] => self.account(verified, id).await,
             ["acme", "acct", id, "orders"] => self.account_orders(verified, id, query).await,

@@ -258,11 +258,12 @@ pub fn verify(body: &[u8], rule: KeyRule, ctx: &Context<'_>) -> Result<Verified,
                     format!("no account {kid:?}"),
                 )
             })?;
+            // RFC 8555 §7.3.6: nothing more is accepted from a deactivated account.
             if account.status != AccountStatus::Valid {
-                return Err(Error::unauthorized(format!(
-                    "account {kid:?} is {}",
-                    account.status
-                )));
+                return Err(Error::new(
+                    ErrorKind::AccountNotValid,
+                    format!("account {kid:?} is {}", account.status),
+                ));
             }
             (account.jwk.clone(), VerifiedKey::Account(account))
         }

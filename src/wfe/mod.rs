@@ -148,7 +148,10 @@ impl Wfe {
         let path = request.uri().path().to_owned();
         let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
         match segments.as_slice() {
-            ["directory"] => only(&method, &[Method::GET], || self.directory()),
+            // RFC 8555 §6.3: GET, and POST-as-GET (below), for the directory and newNonce.
+            ["directory"] if method != Method::POST => {
+                only(&method, &[Method::GET], || self.directory())
+            }
             // RFC 9773 §4.1: renewalInfo is read with a plain GET.
             ["acme", "renewal-info", cert_id] => {
                 let cert_id = (*cert_id).to_owned();
@@ -157,11 +160,11 @@ impl Wfe {
                 }
                 self.renewal_info(&cert_id).await
             }
-            ["acme", "new-nonce"] => match method {
+            ["acme", "new-nonce"] if method != Method::POST => match method {
                 // RFC 8555 §7.2: HEAD answers 200, GET 204.
                 Method::HEAD => Ok(Reply::empty(StatusCode::OK)),
                 Method::GET => Ok(Reply::empty(StatusCode::NO_CONTENT)),
-                _ => Err(not_allowed("HEAD, GET")),
+                _ => Err(not_allowed("HEAD, GET, POST")),
             },
             _ => {
                 if method != Method::POST {

@@ -15,6 +15,7 @@ pub fn problem_for(error: &Error, request_id: &str) -> (StatusCode, Problem) {
     let (kind, status) = match error.kind {
         K::Malformed => (ProblemType::Malformed, StatusCode::BAD_REQUEST),
         K::Unauthorized => (ProblemType::Unauthorized, StatusCode::FORBIDDEN),
+        K::AccountNotValid => (ProblemType::Unauthorized, StatusCode::UNAUTHORIZED),
         K::AccountDoesNotExist => (ProblemType::AccountDoesNotExist, StatusCode::BAD_REQUEST),
         K::BadNonce => (ProblemType::BadNonce, StatusCode::BAD_REQUEST),
         K::BadSignatureAlgorithm => (ProblemType::BadSignatureAlgorithm, StatusCode::BAD_REQUEST),

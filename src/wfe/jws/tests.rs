@@ -251,7 +251,7 @@ fn every_malformed_or_unauthorised_request_gets_its_problem() {
             ),
             KeyRule::Kid,
             &deactivated,
-            ErrorKind::Unauthorized,
+            ErrorKind::AccountNotValid,
         ),
         (
             "signed by another key",
