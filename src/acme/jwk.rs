@@ -79,8 +79,10 @@ pub fn verifier(alg: &str, jwk: &Value) -> Result<Box<dyn JwsVerifier>, Error> {
     Ok(match alg {
         "ES256" => Box::new(ES256.verifier_from_jwk(&jwk).map_err(bad_key)?),
         "ES384" => Box::new(ES384.verifier_from_jwk(&jwk).map_err(bad_key)?),
-        // josekit refuses RSA keys under 2048 bits.
-        "RS256" => Box::new(RS256.verifier_from_jwk(&jwk).map_err(bad_key)?),
+        "RS256" => {
+            check_rsa(jwk.parameter("n"), jwk.parameter("e"))?;
+            Box::new(RS256.verifier_from_jwk(&jwk).map_err(bad_key)?)
+        }
         "EdDSA" if jwk.curve() == Some("Ed25519") => {
             Box::new(EdDSA.verifier_from_jwk(&jwk).map_err(bad_key)?)
         }
@@ -91,6 +93,40 @@ pub fn verifier(alg: &str, jwk: &Value) -> Result<Box<dyn JwsVerifier>, Error> {
             ));
         }
     })
+}
+
+/// Smallest and largest RSA modulus accepted for account and EAB keys: big keys cost a full
+/// exponentiation per request, and one key must have one thumbprint.
+const RSA_BITS: std::ops::RangeInclusive<usize> = 2048..=4096;
+
+/// RSA account keys: a 2048 to 4096-bit modulus without leading zero octets (RFC 7518
+/// §6.3.1.1, so the RFC 7638 thumbprint is unique) and the public exponent 65537.
+fn check_rsa(n: Option<&Value>, e: Option<&Value>) -> Result<(), Error> {
+    let bad = |why: String| Error::new(ErrorKind::BadPublicKey, format!("RSA key: {why}"));
+    let decode = |v: Option<&Value>, name: &str| {
+        v.and_then(Value::as_str)
+            .and_then(|t| URL_SAFE_NO_PAD.decode(t).ok())
+            .ok_or_else(|| bad(format!("\"{name}\" is not base64url")))
+    };
+    let n = decode(n, "n")?;
+    let e = decode(e, "e")?;
+    match n.first() {
+        Some(0) | None => return Err(bad("\"n\" has leading zero octets".into())),
+        Some(first) => {
+            let bits = n.len() * 8 - first.leading_zeros() as usize;
+            if !RSA_BITS.contains(&bits) {
+                return Err(bad(format!(
+                    "a {bits}-bit modulus; accepted are {} to {} bits",
+                    RSA_BITS.start(),
+                    RSA_BITS.end()
+                )));
+            }
+        }
+    }
+    if e != [1, 0, 1] {
+        return Err(bad("the public exponent must be 65537".into()));
+    }
+    Ok(())
 }
 
 fn json_str(s: &str) -> String {
@@ -151,5 +187,28 @@ mod tests {
     fn unknown_key_types_are_refused() {
         assert!(thumbprint(&json!({"kty": "oct", "k": "x"})).is_err());
         assert!(thumbprint(&json!({"kty": "EC", "crv": "P-256"})).is_err());
+    }
+
+    #[test]
+    fn rsa_keys_are_2048_to_4096_bits_with_exponent_65537_and_no_leading_zeros() {
+        let b64 = |b: &[u8]| URL_SAFE_NO_PAD.encode(b);
+        let rsa = |n: &[u8], e: &[u8]| json!({"kty": "RSA", "n": b64(n), "e": b64(e)});
+        let modulus = |bytes: usize| {
+            let mut n = vec![0xc5u8; bytes];
+            n[bytes - 1] = 0x01;
+            n
+        };
+        let refused = |jwk: &Value| verifier("RS256", jwk).err().map(|e| e.kind);
+        let bad = Some(ErrorKind::BadPublicKey);
+        assert_eq!(refused(&rsa(&modulus(128), &[1, 0, 1])), bad, "1024 bits");
+        assert_eq!(refused(&rsa(&modulus(1024), &[1, 0, 1])), bad, "8192 bits");
+        assert_eq!(refused(&rsa(&modulus(256), &[3])), bad, "e = 3");
+        let mut padded = vec![0u8];
+        padded.extend(modulus(256));
+        assert_eq!(refused(&rsa(&padded, &[1, 0, 1])), bad, "leading zero");
+        // A real 2048-bit key passes.
+        let pair = RS256.generate_key_pair(2048).unwrap();
+        let jwk = Value::Object(pair.to_jwk_public_key().as_ref().clone());
+        assert!(verifier("RS256", &jwk).is_ok());
     }
 }

@@ -102,6 +102,9 @@ struct Protected {
     kid: Option<String>,
     #[serde(default)]
     b64: Option<bool>,
+    /// RFC 7515 §4.1.11: extensions the recipient must understand; hsm-acme knows none.
+    #[serde(default)]
+    crit: Option<Value>,
 }
 
 fn b64(field: &str, value: &str) -> Result<Vec<u8>, Error> {
@@ -137,20 +140,37 @@ pub struct VerifierCache {
 }
 
 impl VerifierCache {
-    /// The verifier for `alg` over `jwk` (whose thumbprint is `thumbprint`).
-    fn get(&self, alg: &str, jwk: &Value, thumbprint: &str) -> Result<Arc<dyn JwsVerifier>, Error> {
+    /// Verifies `signature` over `input` with `alg` and `jwk` (whose thumbprint is
+    /// `thumbprint`). A verifier is kept only after it verified a signature, so keys that
+    /// never sign anything cannot fill the cache.
+    fn verify(
+        &self,
+        alg: &str,
+        jwk: &Value,
+        thumbprint: &str,
+        input: &[u8],
+        signature: &[u8],
+    ) -> Result<(), Error> {
+        let bad = || Error::malformed("JWS signature does not verify");
         let key = format!("{alg}.{thumbprint}");
         if let Some(found) = self.map.lock().ok().and_then(|m| m.get(&key).cloned()) {
-            return Ok(found);
+            return found.verify(input, signature).map_err(|_| bad());
         }
         let built: Arc<dyn JwsVerifier> = Arc::from(verifier(alg, jwk)?);
+        built.verify(input, signature).map_err(|_| bad())?;
         if let Ok(mut map) = self.map.lock() {
             if map.len() >= VERIFIER_CACHE_CAPACITY {
                 map.clear();
             }
-            map.insert(key, Arc::clone(&built));
+            map.insert(key, built);
         }
-        Ok(built)
+        Ok(())
+    }
+
+    /// How many verifiers are kept.
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.map.lock().map(|m| m.len()).unwrap_or(0)
     }
 }
 
@@ -182,6 +202,11 @@ pub fn verify(body: &[u8], rule: KeyRule, ctx: &Context<'_>) -> Result<Verified,
     if header.b64 == Some(false) {
         return Err(Error::malformed(
             "unencoded payloads (b64: false) are not accepted",
+        ));
+    }
+    if header.crit.is_some() {
+        return Err(Error::malformed(
+            "critical JWS header extensions (\"crit\") are not supported",
         ));
     }
     // §6.2: exactly one of jwk and kid, as the resource demands.
@@ -274,11 +299,14 @@ pub fn verify(body: &[u8], rule: KeyRule, ctx: &Context<'_>) -> Result<Verified,
         VerifiedKey::Jwk { thumbprint, .. } => thumbprint,
         VerifiedKey::Account(account) => &account.thumbprint,
     };
-    let verifier = ctx.verifiers.get(alg, &jwk, key_thumbprint)?;
     let signing_input = format!("{}.{}", jws.protected, jws.payload);
-    verifier
-        .verify(signing_input.as_bytes(), &signature)
-        .map_err(|_| Error::malformed("JWS signature does not verify"))?;
+    ctx.verifiers.verify(
+        alg,
+        &jwk,
+        key_thumbprint,
+        signing_input.as_bytes(),
+        &signature,
+    )?;
     let payload = b64("payload", &jws.payload)?;
     Ok(Verified { payload, key })
 }
@@ -328,6 +356,11 @@ pub fn verify_key_change_inner(outer_payload: &[u8], url: &str) -> Result<InnerK
         .ok_or_else(|| Error::malformed("the inner JWS must carry the new key as \"jwk\""))?;
     if header.nonce.is_some() {
         return Err(Error::malformed("the inner JWS must not carry a \"nonce\""));
+    }
+    if header.crit.is_some() {
+        return Err(Error::malformed(
+            "critical JWS header extensions (\"crit\") are not supported",
+        ));
     }
     if header.url.as_deref() != Some(url) {
         return Err(Error::malformed(format!(

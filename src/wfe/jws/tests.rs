@@ -463,3 +463,44 @@ fn external_account_bindings_are_parsed_strictly() {
         assert_eq!(err.kind, ErrorKind::Malformed, "{value}");
     }
 }
+
+#[test]
+fn critical_extensions_are_refused_and_bad_signatures_are_not_cached() {
+    let nonces = NonceStore::new(100, Duration::from_secs(60));
+    let c = client(ES256);
+    let other = client(ES256);
+    let verifiers = VerifierCache::default();
+    let lookup = |_: &str| Ok(None);
+    let ctx = Context {
+        url: URL,
+        nonces: &nonces,
+        account_url_prefix: ACCT_PREFIX,
+        account: &lookup,
+        verifiers: &verifiers,
+    };
+    let crit = sign(
+        &c,
+        json!({"alg": "ES256", "nonce": nonces.issue(), "url": URL, "jwk": c.jwk,
+               "crit": ["exp"], "exp": 1}),
+        b"{}",
+    );
+    let err = verify(&crit, KeyRule::Jwk, &ctx).unwrap_err();
+    assert_eq!(err.kind, ErrorKind::Malformed);
+    assert!(err.detail.contains("crit"), "{}", err.detail);
+
+    // Signed by another key than the jwk it carries: refused, and nothing is kept.
+    let forged = sign(
+        &other,
+        json!({"alg": "ES256", "nonce": nonces.issue(), "url": URL, "jwk": c.jwk}),
+        b"{}",
+    );
+    assert!(verify(&forged, KeyRule::Jwk, &ctx).is_err());
+    assert_eq!(verifiers.len(), 0);
+    let good = sign(
+        &c,
+        json!({"alg": "ES256", "nonce": nonces.issue(), "url": URL, "jwk": c.jwk}),
+        b"{}",
+    );
+    verify(&good, KeyRule::Jwk, &ctx).unwrap();
+    assert_eq!(verifiers.len(), 1);
+}
