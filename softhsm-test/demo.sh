@@ -143,12 +143,23 @@ eab_required = false
 
 [validation]
 http01_port = 80
+# Validation reaches public addresses, and these (set from HSM_ACME_VALIDATION_ALLOW).
+allow_networks = ["127.0.0.1/32", "::1/128"]
 CONF
 fi
 
 # The address served on is written into [server] too, so commands run on the state file
 # with the server stopped name the same URLs as the server does.
 sed -i "/^\[server\]/,/^\[/ s|^listen = .*|listen = \"$listen\"|" "$config"
+
+# Networks validation may reach besides public addresses (and IP identifiers may name).
+allow=$(printf '%s' "${HSM_ACME_VALIDATION_ALLOW:-127.0.0.1/32,::1/128}" |
+    awk -F, '{ for (i = 1; i <= NF; i++) printf "%s\"%s\"", (i > 1 ? ", " : ""), $i }')
+if grep -q '^allow_networks = ' "$config"; then
+    sed -i "s|^allow_networks = .*|allow_networks = [$allow]|" "$config"
+else
+    sed -i "/^\[validation\]/a allow_networks = [$allow]" "$config"
+fi
 
 # HSM_ACME_EAB_REQUIRED=1: accounts only with an external account binding (RFC 8555 §7.3.4).
 eab_required=false

@@ -99,6 +99,7 @@ pub async fn serve(config: Config, overrides: ServeOverrides) -> Result<(), Star
         http01_port: validation.http01_port,
         tls_alpn01_port: validation.tls_alpn01_port,
         redirect_ports: validation.redirect_ports.clone(),
+        network: validation.network.clone(),
         ..VaConfig::default()
     };
     let resolver = DnsResolver::with_dnssec(validation.dns_resolver, &validation.dnssec)
@@ -112,6 +113,7 @@ pub async fn serve(config: Config, overrides: ServeOverrides) -> Result<(), Star
         wildcards: acme.wildcards,
         wildcard_http01: acme.wildcard_http01,
         ip_identifiers: acme.ip_identifiers,
+        validation_networks: validation.network.clone(),
         ..Policy::default()
     };
     let (revocations, revoked_cas) = tokio::sync::mpsc::unbounded_channel();

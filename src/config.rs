@@ -17,6 +17,7 @@ use x509_cert::name::Name;
 use crate::ca::distribution::Distribution;
 use crate::hsm::uri::Pkcs11Uri;
 use crate::hsm::{KeyType, Pkcs11Profile, RsaPadding, TokenSelector, TokenSettings};
+use crate::policy::network::NetworkPolicy;
 use crate::va::resolver::Dnssec;
 
 /// Default number of worker sessions on the token.
@@ -134,6 +135,10 @@ struct RawValidation {
     dnssec: bool,
     dnssec_trust_anchor: Option<PathBuf>,
     redirect_ports: Option<Vec<u16>>,
+    #[serde(default)]
+    allow_networks: Vec<String>,
+    #[serde(default)]
+    deny_networks: Vec<String>,
 }
 
 #[derive(Deserialize)]
@@ -287,6 +292,8 @@ pub struct ValidationConfig {
     pub dnssec: Dnssec,
     /// Ports a redirect may lead to.
     pub redirect_ports: Vec<u16>,
+    /// Addresses validation may connect to (and `ip` identifiers may name).
+    pub network: NetworkPolicy,
 }
 
 /// The whole, checked configuration.
@@ -408,15 +415,18 @@ impl Config {
             .map(|a| check_acme(a, &cas))
             .transpose()
             .map_err(err)?;
-        let validation = raw.validation.map_or_else(
-            || ValidationConfig {
+        let validation = match raw.validation {
+            None => ValidationConfig {
                 http01_port: 80,
                 tls_alpn01_port: 443,
                 dns_resolver: None,
                 dnssec: Dnssec::Off,
                 redirect_ports: vec![80, 443],
+                network: NetworkPolicy::default(),
             },
-            |v| ValidationConfig {
+            Some(v) => ValidationConfig {
+                network: NetworkPolicy::parse(&v.allow_networks, &v.deny_networks)
+                    .map_err(|e| err(format!("[validation] allow_networks/deny_networks: {e}")))?,
                 http01_port: v.http01_port.unwrap_or(80),
                 tls_alpn01_port: v.tls_alpn01_port.unwrap_or(443),
                 dns_resolver: v.dns_resolver,
@@ -427,7 +437,7 @@ impl Config {
                 },
                 redirect_ports: v.redirect_ports.unwrap_or_else(|| vec![80, 443]),
             },
-        );
+        };
         let publication = raw
             .publication
             .map(check_publication)

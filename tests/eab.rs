@@ -511,14 +511,14 @@ async fn allowed_names_limit_orders_and_prevalidated_names_issue_without_a_chall
     );
 
     // Outside the registration: rejectedIdentifier, one subproblem per name.
-    let refused = new_order(&client, &["a.corp.test", "evil.test", "192.0.2.1"]).await;
+    let refused = new_order(&client, &["a.corp.test", "evil.test", "127.0.0.1"]).await;
     assert_eq!(problem(&refused), "rejectedIdentifier", "{refused:?}");
     let subproblems = refused.json()["subproblems"].as_array().unwrap().clone();
     let named: Vec<&str> = subproblems
         .iter()
         .map(|p| p["identifier"]["value"].as_str().unwrap())
         .collect();
-    assert_eq!(named, ["evil.test", "192.0.2.1"]);
+    assert_eq!(named, ["evil.test", "127.0.0.1"]);
 
     // Inside, not pre-validated: a challenge as usual.
     let order = new_order(&client, &["a.corp.test"]).await;

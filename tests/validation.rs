@@ -152,3 +152,23 @@ async fn caa_published_after_validation_is_honoured_at_finalize() {
         "the subproblem names the identifier: {refused}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn addresses_outside_the_validation_networks_are_refused() {
+    // The test configuration permits 127.0.0.1/32 and ::1/128 only.
+    let (_s, _server, account) = running("").await;
+    for refused in ["127.0.0.2", "169.254.169.254", "10.0.0.1"] {
+        let identifiers = [Identifier::Ip(refused.parse().unwrap())];
+        let Err(err) = account.new_order(&NewOrder::new(&identifiers)).await else {
+            panic!("an order for {refused} was accepted");
+        };
+        let text = format!("{err:?}");
+        assert!(text.contains("rejectedIdentifier"), "{refused}: {text}");
+        assert!(text.contains("does not validate"), "{refused}: {text}");
+    }
+    let identifiers = [Identifier::Ip(IpAddr::V4(Ipv4Addr::LOCALHOST))];
+    account
+        .new_order(&NewOrder::new(&identifiers))
+        .await
+        .unwrap();
+}

@@ -1,6 +1,7 @@
 //! What this CA is willing to issue for: identifier syntax and scope, challenge types per
 //! identifier, requested validity. The RA asks; nothing here does I/O.
 
+pub mod network;
 pub mod pattern;
 
 use std::collections::BTreeSet;
@@ -30,6 +31,9 @@ pub struct Policy {
     /// Offer http-01 for wildcard authorizations too: a deliberate divergence from
     /// RFC 8555 §8.3/§7.1.3 practice for private networks without DNS automation.
     pub wildcard_http01: bool,
+    /// Where the validator may connect: an `ip` identifier outside it could never be
+    /// validated, and must not make the validator knock on the CA's own network.
+    pub validation_networks: network::NetworkPolicy,
 }
 
 impl Default for Policy {
@@ -42,6 +46,7 @@ impl Default for Policy {
             wildcards: true,
             ip_identifiers: true,
             wildcard_http01: false,
+            validation_networks: network::NetworkPolicy::default(),
         }
     }
 }
@@ -98,7 +103,19 @@ impl Policy {
     fn check_one(&self, identifier: &Identifier) -> Result<Identifier, (ProblemType, String)> {
         match identifier.kind.as_str() {
             "dns" => self.check_dns(&identifier.value),
-            "ip" if self.ip_identifiers => check_ip(&identifier.value),
+            "ip" if self.ip_identifiers => {
+                let checked = check_ip(&identifier.value)?;
+                match checked.ip_addr() {
+                    Some(ip) if self.validation_networks.permits(ip) => Ok(checked),
+                    _ => Err((
+                        ProblemType::RejectedIdentifier,
+                        format!(
+                            "{} is in a network this CA does not validate",
+                            identifier.value
+                        ),
+                    )),
+                }
+            }
             other => Err((
                 ProblemType::UnsupportedIdentifier,
                 format!(
@@ -325,11 +342,32 @@ mod tests {
             kind: "ip".into(),
             value: v.into(),
         };
-        let policy = Policy::default();
+        // Documentation ranges are refused by default; a CA for such a network allows them.
+        let policy = Policy {
+            validation_networks: network::NetworkPolicy::parse(
+                &["192.0.2.0/24".into(), "2001:db8::/32".into()],
+                &[],
+            )
+            .unwrap(),
+            ..Policy::default()
+        };
         let ids = policy
             .check_identifiers(&[ip("2001:DB8:0:0::1"), ip("192.0.2.1")])
             .unwrap();
         assert_eq!(ids, [ip("192.0.2.1"), ip("2001:db8::1")]);
+        // Loopback and link-local never name a host the CA may validate, unless allowed.
+        for refused in ["127.0.0.1", "169.254.169.254", "::1", "fe80::1", "10.0.0.1"] {
+            let err = Policy::default()
+                .check_identifiers(&[ip(refused)])
+                .unwrap_err();
+            assert_eq!(err.kind, ErrorKind::RejectedIdentifier, "{refused}");
+            assert!(err.detail.contains("does not validate"), "{}", err.detail);
+        }
+        assert!(
+            Policy::default()
+                .check_identifiers(&[ip("8.8.8.8")])
+                .is_ok()
+        );
         for bad in [
             "0.0.0.0",
             "::",

@@ -1,10 +1,12 @@
 //! http-01 validation (RFC 8555 §8.3): fetch the key authorization from
 //! `http://NAME:PORT/.well-known/acme-challenge/TOKEN` and compare.
 //!
-//! Redirects are followed only to http/https on the configured ports, at most
-//! `max_redirects` times; every connection has a deadline and the whole validation another;
-//! bodies are capped. Failure details are shown to the client, so they say exactly which
-//! URL failed and how.
+//! Redirects are followed only to http/https on the configured ports and to addresses the
+//! network policy permits, checked at every hop, at most `max_redirects` times; every
+//! connection has a deadline and the whole validation another; bodies are capped.
+//! Failure details are shown to the client, so they name the URL and the kind of failure
+//! but never what came back from it (no body bytes, no status code, no socket error):
+//! the validator must not become a probe into anyone's network. The log keeps the detail.
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -83,8 +85,10 @@ async fn follow(
             continue;
         }
         if !status.is_success() {
+            tracing::debug!(%url, %status, "http-01: not a success status");
             return Err(ValidationFailure::Unauthorized(format!(
-                "fetching {url}: the server answered HTTP {status}"
+                "fetching {url}: the server did not answer with the key authorization \
+                 (an error status)"
             )));
         }
         // RFC 8555 §8.3: trailing whitespace in the body is ignored.
@@ -93,9 +97,9 @@ async fn follow(
         if got == key_authorization {
             return Ok(());
         }
-        let shown: String = got.chars().take(100).collect();
+        tracing::debug!(%url, bytes = body.len(), "http-01: the body is not the key authorization");
         return Err(ValidationFailure::IncorrectResponse(format!(
-            "fetching {url}: the key authorization does not match: expected {key_authorization:?}, got {shown:?}"
+            "fetching {url}: the body is not the key authorization {key_authorization:?}"
         )));
     }
     Err(ValidationFailure::Unauthorized(format!(
@@ -137,18 +141,20 @@ async fn fetch(
         .trim_end_matches(']')
         .to_owned();
     let port = url.port_or_known_default().unwrap_or(80);
-    let addresses = resolver.lookup_ip(&host).await?;
+    let addresses = match host.parse::<IpAddr>() {
+        Ok(ip) => vec![ip],
+        Err(_) => resolver.lookup_ip(&host).await?,
+    };
     let stream = super::connect_first(config, addresses, port)
         .await
-        .map_err(|last| {
-            ValidationFailure::Connection(format!("fetching {url}: cannot connect ({last})"))
-        })?;
+        .map_err(|e| e.failure(&format!("fetching {url}")))?;
     if url.scheme() == "https" {
         let connector = tokio_rustls::TlsConnector::from(tls_config()?);
         let name = ServerName::try_from(host.clone())
             .map_err(|e| ValidationFailure::Tls(format!("fetching {url}: bad TLS name: {e}")))?;
         let tls = connector.connect(name, stream).await.map_err(|e| {
-            ValidationFailure::Tls(format!("fetching {url}: TLS handshake failed: {e}"))
+            tracing::debug!(%url, error = %e, "http-01: TLS handshake failed");
+            ValidationFailure::Tls(format!("fetching {url}: the TLS handshake failed"))
         })?;
         get(config, url, tls).await
     } else {
@@ -164,8 +170,10 @@ async fn get<S>(
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let connection_error =
-        |e: hyper::Error| ValidationFailure::Connection(format!("fetching {url}: {e}"));
+    let connection_error = |e: hyper::Error| {
+        tracing::debug!(%url, error = %e, "http-01: the HTTP exchange failed");
+        ValidationFailure::Connection(format!("fetching {url}: the HTTP exchange failed"))
+    };
     let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
         .await
         .map_err(connection_error)?;
@@ -203,7 +211,8 @@ where
                     config.body_limit
                 ))
             } else {
-                ValidationFailure::Connection(format!("fetching {url}: reading the body: {e}"))
+                tracing::debug!(%url, error = %e, "http-01: reading the body failed");
+                ValidationFailure::Connection(format!("fetching {url}: reading the body failed"))
             }
         })?
         .to_bytes();

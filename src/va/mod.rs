@@ -75,6 +75,8 @@ pub struct VaConfig {
     pub request_timeout: Duration,
     /// Largest response body read.
     pub body_limit: usize,
+    /// Addresses the validator may connect to.
+    pub network: crate::policy::network::NetworkPolicy,
 }
 
 impl Default for VaConfig {
@@ -88,20 +90,54 @@ impl Default for VaConfig {
             connect_timeout: Duration::from_secs(5),
             request_timeout: Duration::from_secs(10),
             body_limit: 8192,
+            network: crate::policy::network::NetworkPolicy::default(),
         }
     }
 }
 
-/// Connects to the first of `addresses` that answers on `port` within the connect timeout
-/// (they come IPv6 first, so an unreachable IPv6 address falls back to the next). The error
-/// names the last address tried and why it failed, for the caller's problem detail.
+/// Why no connection was made.
+#[derive(Debug)]
+enum ConnectError {
+    /// No address is in a network the validator may reach; none was contacted.
+    Refused,
+    /// No permitted address answered; the detail is for the log, not the client.
+    Unreachable(String),
+}
+
+impl ConnectError {
+    /// The failure the client sees for `what` (a URL or a name and port): whether the
+    /// target was refused or unreachable, nothing about the network behind it.
+    fn failure(self, what: &str) -> ValidationFailure {
+        match self {
+            Self::Refused => ValidationFailure::Connection(format!(
+                "{what}: the address is not in a network this CA validates"
+            )),
+            Self::Unreachable(detail) => {
+                tracing::debug!(target = %what, %detail, "validation connection failed");
+                ValidationFailure::Connection(format!("{what}: cannot connect"))
+            }
+        }
+    }
+}
+
+/// Connects to the first of `addresses` that the network policy permits and that answers
+/// on `port` within the connect timeout (they come IPv6 first, so an unreachable IPv6
+/// address falls back to the next). The addresses checked are the addresses connected to:
+/// nothing is resolved again in between.
 async fn connect_first(
     config: &VaConfig,
     addresses: Vec<std::net::IpAddr>,
     port: u16,
-) -> Result<tokio::net::TcpStream, String> {
-    let mut last = String::from("no addresses");
-    for ip in addresses {
+) -> Result<tokio::net::TcpStream, ConnectError> {
+    let permitted: Vec<std::net::IpAddr> = addresses
+        .into_iter()
+        .filter(|ip| config.network.permits(*ip))
+        .collect();
+    if permitted.is_empty() {
+        return Err(ConnectError::Refused);
+    }
+    let mut last = String::new();
+    for ip in permitted {
         let addr = std::net::SocketAddr::new(ip, port);
         match tokio::time::timeout(config.connect_timeout, tokio::net::TcpStream::connect(addr))
             .await
@@ -111,7 +147,7 @@ async fn connect_first(
             Err(_) => last = format!("{addr}: no connection within {:?}", config.connect_timeout),
         }
     }
-    Err(last)
+    Err(ConnectError::Unreachable(last))
 }
 
 /// What validating one challenge needs.

@@ -131,9 +131,7 @@ async fn handshake_and_check(
     };
     let stream = super::connect_first(config, addresses, port)
         .await
-        .map_err(|last| {
-            ValidationFailure::Connection(format!("{what}: cannot connect ({last})"))
-        })?;
+        .map_err(|e| e.failure(&what))?;
 
     let sni = target.server_name();
     let name = ServerName::try_from(sni.clone())

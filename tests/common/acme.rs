@@ -35,6 +35,10 @@ admin_socket = "admin.sock"
 [storage]
 path = "state.redb"
 
+# The tests' responders and mock DNS live on loopback; nothing else may be reached.
+[validation]
+allow_networks = ["127.0.0.1/32", "::1/128"]
+
 [[ca]]
 name = "root"
 key_label = "root-key"

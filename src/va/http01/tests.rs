@@ -2,12 +2,14 @@
 
 use std::collections::HashMap;
 use std::net::IpAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
 use super::*;
+use crate::policy::network::NetworkPolicy;
 use crate::va::resolver::LookupFuture;
 
 const TOKEN: &str = "tok_en-123";
@@ -81,6 +83,7 @@ fn config(port: u16) -> VaConfig {
         connect_timeout: Duration::from_millis(500),
         request_timeout: Duration::from_secs(2),
         body_limit: 256,
+        network: NetworkPolicy::parse(&["127.0.0.1/32".into(), "::1/128".into()], &[]).unwrap(),
     }
 }
 
@@ -112,12 +115,13 @@ async fn a_wrong_body_or_status_or_size_fails_with_the_right_type() {
         matches!(err, ValidationFailure::IncorrectResponse(_)),
         "{err:?}"
     );
-    assert!(err.to_string().contains("something else"));
+    // What the server sent never comes back to the client.
+    assert!(!err.to_string().contains("something else"), "{err}");
 
     let port = server(HashMap::new()).await;
     let err = run(port, &config(port)).await.unwrap_err();
     assert!(
-        matches!(&err, ValidationFailure::Unauthorized(m) if m.contains("404")),
+        matches!(&err, ValidationFailure::Unauthorized(m) if m.contains("error status") && !m.contains("404")),
         "{err:?}"
     );
 
@@ -201,4 +205,59 @@ async fn tokens_outside_base64url_never_reach_a_url() {
         .await
         .unwrap_err();
     assert!(matches!(err, ValidationFailure::IncorrectResponse(_)));
+}
+
+/// A server on `ip` counting the connections it accepts.
+async fn counting_server(ip: &str, response: String) -> (u16, Arc<AtomicUsize>) {
+    let listener = TcpListener::bind((ip, 0)).await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let count = Arc::new(AtomicUsize::new(0));
+    let seen = count.clone();
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            seen.fetch_add(1, Ordering::SeqCst);
+            let response = response.clone();
+            tokio::spawn(async move {
+                let mut buf = [0u8; 2048];
+                let _ = stream.read(&mut buf).await;
+                let _ = stream.write_all(response.as_bytes()).await;
+            });
+        }
+    });
+    (port, count)
+}
+
+#[tokio::test]
+async fn a_redirect_out_of_the_permitted_networks_is_refused_before_any_connection() {
+    // 127.0.0.2 is loopback too, but only 127.0.0.1 is permitted.
+    let (other, contacted) = counting_server("127.0.0.2", ok(KEY_AUTH)).await;
+    let port = server(HashMap::from([(
+        PATH,
+        redirect(&format!("http://127.0.0.2:{other}{PATH}")),
+    )]))
+    .await;
+    let mut cfg = config(port);
+    cfg.redirect_ports = vec![port, other];
+    let err = run(port, &cfg).await.unwrap_err();
+    assert!(
+        matches!(&err, ValidationFailure::Connection(m) if m.contains("not in a network this CA validates")),
+        "{err:?}"
+    );
+    assert_eq!(contacted.load(Ordering::SeqCst), 0);
+
+    // Permitted, the same redirect works.
+    cfg.network = NetworkPolicy::parse(&["127.0.0.0/30".into()], &[]).unwrap();
+    run(port, &cfg).await.unwrap();
+    assert_eq!(contacted.load(Ordering::SeqCst), 1);
+
+    // A name that resolves only to refused addresses is not contacted either.
+    let nowhere = Scripted(vec![
+        "169.254.169.254".parse().unwrap(),
+        "10.0.0.1".parse().unwrap(),
+    ]);
+    let err = validate_http01(&config(port), &nowhere, "metadata.test", TOKEN, KEY_AUTH)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, ValidationFailure::Connection(_)), "{err:?}");
+    assert!(!err.to_string().contains("169.254"), "{err}");
 }

@@ -224,8 +224,15 @@ fn config(port: u16) -> VaConfig {
         tls_alpn01_port: port,
         connect_timeout: Duration::from_millis(500),
         request_timeout: Duration::from_secs(3),
+        network: loopback(),
         ..VaConfig::default()
     }
+}
+
+/// The one network these tests may reach.
+fn loopback() -> crate::policy::network::NetworkPolicy {
+    crate::policy::network::NetworkPolicy::parse(&["127.0.0.1/32".into(), "::1/128".into()], &[])
+        .unwrap()
 }
 
 fn localhost() -> ScriptedDns {
