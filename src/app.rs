@@ -165,6 +165,7 @@ pub async fn serve(config: Config, overrides: ServeOverrides) -> Result<(), Star
                 caa_identities: acme.caa_identities.clone(),
                 external_account_required: acme.eab_required,
             },
+            body_timeout: server.limits.idle_timeout,
         },
     );
     let listener = tokio::net::TcpListener::bind(server.listen)
@@ -253,7 +254,7 @@ pub async fn serve(config: Config, overrides: ServeOverrides) -> Result<(), Star
     if let Some(interval) = watchdog_interval() {
         tokio::spawn(watchdog(interval, admin_reader));
     }
-    server::serve(listener, tls_config, wfe, stopped()).await;
+    server::serve(listener, tls_config, wfe, server.limits, stopped()).await;
     Ok(())
 }
 

@@ -19,6 +19,7 @@ use crate::hsm::uri::Pkcs11Uri;
 use crate::hsm::{KeyType, Pkcs11Profile, RsaPadding, TokenSelector, TokenSettings};
 use crate::policy::network::NetworkPolicy;
 use crate::va::resolver::Dnssec;
+use crate::wfe::server::ConnectionLimits;
 
 /// Default number of worker sessions on the token.
 const DEFAULT_SESSIONS: usize = 4;
@@ -82,6 +83,8 @@ struct RawServer {
     tls_certificate: PathBuf,
     tls_key_file: Option<PathBuf>,
     admin_socket: Option<PathBuf>,
+    max_connections: Option<usize>,
+    idle_timeout_seconds: Option<u64>,
 }
 
 #[derive(Deserialize)]
@@ -230,6 +233,8 @@ pub struct ServerConfig {
     /// A Unix socket (mode 0600) on which `serve` takes operator commands such as
     /// `hsm-acme revoke` while it runs.
     pub admin_socket: Option<PathBuf>,
+    /// Connections at once, and how long one may make no progress.
+    pub limits: ConnectionLimits,
 }
 
 /// `[acme]`: the ACME profile.
@@ -536,6 +541,25 @@ fn check_server(
             "[server] base_url {base_url:?} must start with https://"
         ));
     }
+    let defaults = ConnectionLimits::default();
+    let max_connections = raw.max_connections.unwrap_or(defaults.max_connections);
+    if !(1..=1_000_000).contains(&max_connections) {
+        return Err(format!(
+            "[server] max_connections = {max_connections} is not 1..=1000000"
+        ));
+    }
+    let idle = raw
+        .idle_timeout_seconds
+        .unwrap_or(defaults.idle_timeout.as_secs());
+    if !(1..=3600).contains(&idle) {
+        return Err(format!(
+            "[server] idle_timeout_seconds = {idle} is not 1..=3600"
+        ));
+    }
+    let limits = ConnectionLimits {
+        max_connections,
+        idle_timeout: Duration::from_secs(idle),
+    };
     let tls_names = raw
         .tls_names
         .unwrap_or_else(|| vec![raw.listen.ip().to_string()]);
@@ -550,6 +574,7 @@ fn check_server(
         tls_certificate: resolve(&raw.tls_certificate),
         tls_key_file: raw.tls_key_file.as_deref().map(resolve),
         admin_socket: raw.admin_socket.as_deref().map(resolve),
+        limits,
     })
 }
 

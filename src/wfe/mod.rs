@@ -42,6 +42,8 @@ pub struct WfeSettings {
     pub base_url: String,
     /// Directory metadata.
     pub meta: DirectoryMeta,
+    /// Longest a request body may take to arrive, in all.
+    pub body_timeout: Duration,
 }
 
 /// The ACME front end.
@@ -51,6 +53,7 @@ pub struct Wfe {
     verifiers: jws::VerifierCache,
     urls: Urls,
     meta: DirectoryMeta,
+    body_timeout: Duration,
     requests: AtomicU64,
 }
 
@@ -108,6 +111,7 @@ impl Wfe {
             verifiers: jws::VerifierCache::default(),
             urls: Urls::new(&settings.base_url),
             meta: settings.meta,
+            body_timeout: settings.body_timeout,
             requests: AtomicU64::new(0),
         })
     }
@@ -178,7 +182,7 @@ impl Wfe {
                     .to_owned();
                 let url = format!("{}{}", self.urls.base(), path_and_query);
                 let query = request.uri().query().map(str::to_owned);
-                let body = read_body(request).await?;
+                let body = read_body(request, self.body_timeout).await?;
                 self.post(&segments, &url, query.as_deref(), &body).await
             }
         }
@@ -274,8 +278,9 @@ fn not_allowed(allowed: &str) -> Error {
     Error::new(ErrorKind::MethodNotAllowed, format!("use {allowed}"))
 }
 
-/// Reads a POST body: `application/jose+json` (RFC 8555 §6.2), at most [`BODY_LIMIT`].
-async fn read_body(request: Request<Incoming>) -> Result<Bytes, Error> {
+/// Reads a POST body: `application/jose+json` (RFC 8555 §6.2), at most [`BODY_LIMIT`],
+/// all of it within `deadline` (a trickled body does not hold a connection).
+async fn read_body(request: Request<Incoming>, deadline: Duration) -> Result<Bytes, Error> {
     let content_type = request
         .headers()
         .get(header::CONTENT_TYPE)
@@ -294,7 +299,13 @@ async fn read_body(request: Request<Incoming>) -> Result<Bytes, Error> {
         ));
     }
     let limited = Limited::new(request.into_body(), BODY_LIMIT);
-    match limited.collect().await {
+    let Ok(collected) = tokio::time::timeout(deadline, limited.collect()).await else {
+        return Err(Error::malformed(format!(
+            "the request body did not arrive within {} s",
+            deadline.as_secs()
+        )));
+    };
+    match collected {
         Ok(collected) => Ok(collected.to_bytes()),
         Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(Error::new(
             ErrorKind::PayloadTooLarge,

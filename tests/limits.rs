@@ -1,0 +1,125 @@
+//! Connection limits over real HTTPS on loopback against a SoftHSM-backed server: the
+//! connection cap, idle HTTP/1.1 and HTTP/2 connections cut, a stalled request body cut.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::acme::setup;
+use common::net::free_port;
+use rustls::RootCertStore;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, ServerName};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio_rustls::TlsConnector;
+use tokio_rustls::client::TlsStream;
+
+/// A TLS connection to the server offering `alpn`.
+async fn connect(
+    root: &std::path::Path,
+    port: u16,
+    alpn: &[u8],
+) -> std::io::Result<TlsStream<TcpStream>> {
+    let mut roots = RootCertStore::empty();
+    for cert in CertificateDer::pem_file_iter(root).unwrap() {
+        roots.add(cert.unwrap()).unwrap();
+    }
+    let mut config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    config.alpn_protocols = vec![alpn.to_vec()];
+    let tcp = TcpStream::connect(("127.0.0.1", port)).await?;
+    TlsConnector::from(Arc::new(config))
+        .connect(ServerName::try_from("127.0.0.1").unwrap(), tcp)
+        .await
+}
+
+/// Waits up to `within` for the server to close `tls`; returns how long it took.
+async fn closed_within(tls: &mut TlsStream<TcpStream>, within: Duration) -> Option<Duration> {
+    let start = Instant::now();
+    let mut buf = [0u8; 1024];
+    loop {
+        match tokio::time::timeout(within.saturating_sub(start.elapsed()), tls.read(&mut buf)).await
+        {
+            Err(_) => return None,
+            Ok(Ok(0) | Err(_)) => return Some(start.elapsed()),
+            // HTTP/2 settings, pings, a 400: the server is still talking; keep reading.
+            Ok(Ok(_)) => {}
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_are_capped_and_idle_or_stalled_ones_are_cut() {
+    let s = setup("").await;
+    // The [server] table of the test configuration, with limits added.
+    let config = std::fs::read_to_string(&s.config).unwrap().replace(
+        "admin_socket = \"admin.sock\"",
+        "admin_socket = \"admin.sock\"\nmax_connections = 3\nidle_timeout_seconds = 2",
+    );
+    std::fs::write(&s.config, config).unwrap();
+    let port = free_port();
+    let _server = s.start(port);
+    let root = s.root();
+
+    // Three connections are served; a fourth is closed before its handshake.
+    let mut held = Vec::new();
+    for _ in 0..3 {
+        held.push(connect(&root, port, b"http/1.1").await.unwrap());
+    }
+    assert!(
+        connect(&root, port, b"http/1.1").await.is_err(),
+        "a fourth connection was served"
+    );
+    // Idle keep-alive connections are cut after the idle timeout, freeing their slots.
+    for tls in &mut held {
+        let took = closed_within(tls, Duration::from_secs(6)).await;
+        assert!(took.is_some(), "an idle HTTP/1.1 connection stayed open");
+    }
+    let mut fresh = connect(&root, port, b"http/1.1").await.unwrap();
+    fresh
+        .write_all(b"GET /directory HTTP/1.1\r\nhost: 127.0.0.1\r\n\r\n")
+        .await
+        .unwrap();
+    let mut answer = vec![0u8; 4096];
+    let n = fresh.read(&mut answer).await.unwrap();
+    assert!(
+        String::from_utf8_lossy(&answer[..n]).starts_with("HTTP/1.1 200"),
+        "{}",
+        String::from_utf8_lossy(&answer[..n])
+    );
+    drop(fresh);
+
+    // A body announced and never sent: the connection does not stay.
+    let mut stalled = connect(&root, port, b"http/1.1").await.unwrap();
+    stalled
+        .write_all(
+            b"POST /acme/new-order HTTP/1.1\r\nhost: 127.0.0.1\r\n\
+              content-type: application/jose+json\r\ncontent-length: 1000\r\n\r\n{\"protected\"",
+        )
+        .await
+        .unwrap();
+    assert!(
+        closed_within(&mut stalled, Duration::from_secs(8))
+            .await
+            .is_some(),
+        "a stalled body kept its connection"
+    );
+
+    // HTTP/2 that never sends its preface, or goes quiet: cut too.
+    let mut h2 = connect(&root, port, b"h2").await.unwrap();
+    assert_eq!(h2.get_ref().1.alpn_protocol(), Some(&b"h2"[..]));
+    assert!(
+        closed_within(&mut h2, Duration::from_secs(8))
+            .await
+            .is_some(),
+        "an idle HTTP/2 connection stayed open"
+    );
+}
