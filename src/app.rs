@@ -106,7 +106,11 @@ pub async fn serve(config: Config, overrides: ServeOverrides) -> Result<(), Star
         .map_err(|e| StartError(format!("DNS resolver: {e}")))?;
     let validator = Arc::new(Va::new(va_config, Arc::new(resolver)));
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let runner = HsmRunner::new(token.session_capacity());
+    // Token sessions are shared: handshakes get a quarter (at least one), issuance and CRLs
+    // the rest, so neither can starve the other (DESIGN.md principle 5).
+    let capacity = token.session_capacity();
+    let tls_share = (capacity / 4).max(1);
+    let runner = HsmRunner::new(capacity.saturating_sub(tls_share).max(1));
     let policy = Policy {
         allowed_domains: acme.allowed_domains.clone(),
         max_validity: u64::from(acme.validity_days) * 86_400,
@@ -152,7 +156,13 @@ pub async fn serve(config: Config, overrides: ServeOverrides) -> Result<(), Star
         .await
         .map_err(|e| StartError(format!("recovery: {e}")))?;
 
-    let tls_config = server_tls(&server, &token, &issuer, acme.validity_days)?;
+    let tls_config = server_tls(
+        &server,
+        &token,
+        &issuer,
+        acme.validity_days,
+        tls::TlsBudget::new(tls_share),
+    )?;
     let base_url = server.base_url();
     let admin_reader = ra.reader().clone();
     let wfe = Wfe::new(
@@ -440,6 +450,7 @@ fn server_tls(
     token: &Pkcs11Token,
     issuer: &Issuer,
     validity_days: u32,
+    budget: tls::TlsBudget,
 ) -> Result<Arc<rustls::ServerConfig>, StartError> {
     let chain_from_file =
         |path: &std::path::Path| -> Result<Vec<CertificateDer<'static>>, StartError> {
@@ -501,7 +512,7 @@ fn server_tls(
         tracing::info!(path = %server.tls_certificate.display(), names = ?server.tls_names,
             "issued the server's TLS certificate");
     }
-    tls::token_server_config(chain_from_file(&server.tls_certificate)?, signer)
+    tls::token_server_config(chain_from_file(&server.tls_certificate)?, signer, budget)
         .map_err(|e| StartError(e.to_string()))
 }
 

@@ -123,3 +123,89 @@ async fn connections_are_capped_and_idle_or_stalled_ones_are_cut() {
         "an idle HTTP/2 connection stayed open"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_handshake_flood_neither_stalls_issuance_nor_returning_clients() {
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+    use base64::Engine;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use serde_json::json;
+
+    let s = setup("").await;
+    let port = free_port();
+    let _server = s.start(port);
+    let root = s.root();
+    // One client configuration: its sessions resume, so its handshakes need no signature.
+    let mut client = common::raw::RawClient::new(&root, port);
+    client.register().await;
+    let order = client
+        .post(
+            &client.url("/acme/new-order"),
+            Some(&json!({"identifiers": [{"type": "dns", "value": "flood.limits.test"}]})),
+        )
+        .await;
+    let order_url = order.header("location").unwrap();
+    let authz = client
+        .post(order.json()["authorizations"][0].as_str().unwrap(), None)
+        .await
+        .json();
+    assert_eq!(
+        client.answer_http01(&authz, &s.tokens).await.json()["status"],
+        "valid"
+    );
+
+    // Full handshakes from fresh configurations, as fast as they go, from 32 tasks.
+    let stop = Arc::new(AtomicBool::new(false));
+    let (done, refused) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let mut flood = Vec::new();
+    for _ in 0..32 {
+        let (stop, done, refused, root) =
+            (stop.clone(), done.clone(), refused.clone(), root.clone());
+        flood.push(tokio::spawn(async move {
+            while !stop.load(Ordering::Relaxed) {
+                match connect(&root, port, b"http/1.1").await {
+                    Ok(_) => done.fetch_add(1, Ordering::Relaxed),
+                    Err(_) => refused.fetch_add(1, Ordering::Relaxed),
+                };
+            }
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    let start = Instant::now();
+    let key = rcgen::KeyPair::generate().unwrap();
+    let mut params = rcgen::CertificateParams::new(vec!["flood.limits.test".to_owned()]).unwrap();
+    params.distinguished_name = rcgen::DistinguishedName::new();
+    let csr = params.serialize_request(&key).unwrap();
+    let finalized = client
+        .post(
+            order.json()["finalize"].as_str().unwrap(),
+            Some(&json!({ "csr": URL_SAFE_NO_PAD.encode(csr.der()) })),
+        )
+        .await;
+    assert_eq!(finalized.json()["status"], "valid", "{finalized:?}");
+    let cert_url = client.post(&order_url, None).await.json()["certificate"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let chain = client.post(&cert_url, None).await;
+    assert_eq!(chain.status, hyper::StatusCode::OK);
+    let took = start.elapsed();
+
+    stop.store(true, Ordering::Relaxed);
+    for task in flood {
+        task.await.unwrap();
+    }
+    let (done, refused) = (
+        done.load(Ordering::Relaxed),
+        refused.load(Ordering::Relaxed),
+    );
+    println!(
+        "finalize and download during a flood of {} full handshakes ({refused} refused at \
+         once): {took:?}",
+        done + refused
+    );
+    assert!(done + refused > 32, "the flood did not run");
+    assert!(done > 0, "no flood handshake succeeded at all");
+}

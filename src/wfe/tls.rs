@@ -1,5 +1,11 @@
 //! The server's TLS identity: a certificate chain and a key that signs handshakes on the
 //! token (rustls `SigningKey` over our [`Signer`]), or an operator's key file.
+//!
+//! Handshakes sign on the same token as issuance and CRLs, so they get a budget of their
+//! own: at most [`TlsBudget`] signatures at once, and a handshake that finds the budget
+//! spent fails at once rather than queueing (the client retries; a flood costs refused
+//! handshakes, not stalled issuance). Session resumption (tickets and a session cache)
+//! lets returning clients skip the signature altogether.
 
 use std::sync::Arc;
 
@@ -17,7 +23,56 @@ use crate::hsm::{SignatureScheme as Scheme, Signer, TokenSigner};
 struct TokenTlsKey {
     signer: Arc<TokenSigner>,
     scheme: SignatureScheme,
+    budget: TlsBudget,
 }
+
+/// Handshake signatures on the token at once (its share of the session pool), and a short
+/// bounded queue in front of them.
+#[derive(Debug, Clone)]
+pub struct TlsBudget {
+    permits: Arc<tokio::sync::Semaphore>,
+    waiting: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+/// Handshakes that may wait for a signature at once; more are refused at once.
+const QUEUE: usize = 16;
+/// How long a queued handshake waits for its signature.
+const QUEUE_WAIT: std::time::Duration = std::time::Duration::from_millis(200);
+
+impl TlsBudget {
+    /// A budget of `permits` concurrent signatures.
+    pub fn new(permits: usize) -> Self {
+        Self {
+            permits: Arc::new(tokio::sync::Semaphore::new(permits.max(1))),
+            waiting: Arc::default(),
+        }
+    }
+
+    /// A permit now, or after a short wait in a bounded queue; `None` when the queue is
+    /// full or the wait runs out (the handshake then fails and the client retries).
+    fn acquire(&self) -> Option<tokio::sync::SemaphorePermit<'_>> {
+        use std::sync::atomic::Ordering;
+        if let Ok(permit) = self.permits.try_acquire() {
+            return Some(permit);
+        }
+        let handle = tokio::runtime::Handle::try_current().ok()?;
+        if handle.runtime_flavor() != tokio::runtime::RuntimeFlavor::MultiThread {
+            return None;
+        }
+        if self.waiting.fetch_add(1, Ordering::SeqCst) >= QUEUE {
+            self.waiting.fetch_sub(1, Ordering::SeqCst);
+            return None;
+        }
+        let permit = tokio::task::block_in_place(|| {
+            handle.block_on(tokio::time::timeout(QUEUE_WAIT, self.permits.acquire()))
+        });
+        self.waiting.fetch_sub(1, Ordering::SeqCst);
+        permit.ok()?.ok()
+    }
+}
+
+/// Resumable sessions kept by the server (each a few hundred bytes).
+const SESSION_CACHE: usize = 16_384;
 
 impl SigningKey for TokenTlsKey {
     fn choose_scheme(&self, offered: &[SignatureScheme]) -> Option<Box<dyn rustls::sign::Signer>> {
@@ -25,6 +80,7 @@ impl SigningKey for TokenTlsKey {
             Box::new(TokenTlsSigner {
                 signer: Arc::clone(&self.signer),
                 scheme: self.scheme,
+                budget: self.budget.clone(),
             }) as Box<dyn rustls::sign::Signer>
         })
     }
@@ -44,10 +100,18 @@ impl SigningKey for TokenTlsKey {
 struct TokenTlsSigner {
     signer: Arc<TokenSigner>,
     scheme: SignatureScheme,
+    budget: TlsBudget,
 }
 
 impl rustls::sign::Signer for TokenTlsSigner {
     fn sign(&self, message: &[u8]) -> Result<Vec<u8>, rustls::Error> {
+        // A bounded queue and fast failure: at most QUEUE threads wait here, briefly.
+        let Some(_permit) = self.budget.acquire() else {
+            tracing::debug!("handshake refused: the token's handshake budget is in use");
+            return Err(rustls::Error::General(
+                "the server is busy; retry the handshake".into(),
+            ));
+        };
         // The handshake runs on a reactor thread; let the runtime move other work away
         // while the token signs.
         let sign = || self.signer.sign(message);
@@ -74,6 +138,7 @@ pub struct TlsError(String);
 pub fn token_server_config(
     chain: Vec<CertificateDer<'static>>,
     signer: Arc<TokenSigner>,
+    budget: TlsBudget,
 ) -> Result<Arc<ServerConfig>, TlsError> {
     let scheme = match signer.scheme() {
         Scheme::EcdsaP256Sha256 => SignatureScheme::ECDSA_NISTP256_SHA256,
@@ -84,7 +149,11 @@ pub fn token_server_config(
             )));
         }
     };
-    let key = Arc::new(TokenTlsKey { signer, scheme });
+    let key = Arc::new(TokenTlsKey {
+        signer,
+        scheme,
+        budget,
+    });
     finish(CertifiedKey::new(chain, key))
 }
 
@@ -115,5 +184,10 @@ fn finish(certified: CertifiedKey) -> Result<Arc<ServerConfig>, TlsError> {
         .with_no_client_auth()
         .with_cert_resolver(Arc::new(SingleCertAndKey::from(certified)));
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    // Resumption needs no signature: stateless tickets (keys rotate in memory) and a cache
+    // for clients that do not take tickets.
+    config.ticketer =
+        rustls::crypto::ring::Ticketer::new().map_err(|e| TlsError(format!("tickets: {e}")))?;
+    config.session_storage = rustls::server::ServerSessionMemoryCache::new(SESSION_CACHE);
     Ok(Arc::new(config))
 }
