@@ -144,6 +144,7 @@ pub async fn serve(config: Config, overrides: ServeOverrides) -> Result<(), Star
             profile: acme.name.clone(),
             eab_required: acme.eab_required,
             new_account_url: urls.acme("new-account"),
+            limits: config.rate_limits,
             pre_authorization: acme.pre_authorization,
             authz_reuse: acme.authz_reuse,
             caa_recheck_age: acme.caa_recheck,

@@ -18,6 +18,7 @@ use crate::ca::distribution::Distribution;
 use crate::hsm::uri::Pkcs11Uri;
 use crate::hsm::{KeyType, Pkcs11Profile, RsaPadding, TokenSelector, TokenSettings};
 use crate::policy::network::NetworkPolicy;
+use crate::ra::limits::{RateLimit, RateLimits};
 use crate::va::resolver::Dnssec;
 use crate::wfe::server::ConnectionLimits;
 
@@ -57,6 +58,8 @@ struct RawConfig {
     storage: Option<RawStorage>,
     #[serde(default)]
     sealing: Option<RawSealing>,
+    #[serde(default)]
+    rate_limits: Option<RawRateLimits>,
     #[serde(default, rename = "ca")]
     cas: Vec<RawCa>,
 }
@@ -148,6 +151,13 @@ struct RawValidation {
 #[serde(deny_unknown_fields)]
 struct RawStorage {
     path: PathBuf,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRateLimits {
+    accounts_per_ip: Option<RateLimit>,
+    orders_per_account: Option<RateLimit>,
 }
 
 #[derive(Deserialize)]
@@ -320,6 +330,8 @@ pub struct Config {
     pub storage_path: Option<PathBuf>,
     /// Label of the AES key that seals stored secrets.
     pub sealing_key: Option<String>,
+    /// Rate limits.
+    pub rate_limits: RateLimits,
     /// The CAs, parents before children.
     pub cas: Vec<CaConfig>,
 }
@@ -449,6 +461,22 @@ impl Config {
             .transpose()
             .map_err(err)?;
         let sealing_key = raw.sealing.map(|s| s.key_label);
+        let defaults = RateLimits::default();
+        let rate_limits = match raw.rate_limits {
+            None => defaults,
+            Some(r) => RateLimits {
+                accounts_per_ip: r
+                    .accounts_per_ip
+                    .unwrap_or(defaults.accounts_per_ip)
+                    .check("[rate_limits] accounts_per_ip")
+                    .map_err(err)?,
+                orders_per_account: r
+                    .orders_per_account
+                    .unwrap_or(defaults.orders_per_account)
+                    .check("[rate_limits] orders_per_account")
+                    .map_err(err)?,
+            },
+        };
         let mut labels = BTreeSet::new();
         let tls_label = server
             .as_ref()
@@ -479,6 +507,7 @@ impl Config {
             publication,
             storage_path: raw.storage.map(|s| resolve(&s.path)),
             sealing_key,
+            rate_limits,
             cas,
         })
     }

@@ -209,3 +209,64 @@ async fn a_handshake_flood_neither_stalls_issuance_nor_returning_clients() {
     assert!(done + refused > 32, "the flood did not run");
     assert!(done > 0, "no flood handshake succeeded at all");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rate_limits_answer_rate_limited_with_retry_after_and_survive_a_restart() {
+    use common::raw::RawClient;
+    use hyper::StatusCode;
+    use serde_json::json;
+
+    let s = setup(
+        "\n[rate_limits]\naccounts_per_ip = { count = 2, period_hours = 1 }\n\
+         orders_per_account = { count = 2, period_hours = 1 }\n",
+    )
+    .await;
+    let port = free_port();
+    let server = s.start(port);
+    let limited = |answer: &common::raw::Answer| {
+        answer.status == StatusCode::TOO_MANY_REQUESTS
+            && answer.json()["type"] == "urn:ietf:params:acme:error:rateLimited"
+            && answer
+                .header("retry-after")
+                .and_then(|r| r.parse::<u64>().ok())
+                .is_some_and(|r| r > 0 && r <= 1800)
+    };
+
+    let mut first = RawClient::new(&s.root(), port);
+    first.register().await;
+    let mut second = RawClient::new(&s.root(), port);
+    second.register().await;
+    let third = RawClient::new(&s.root(), port);
+    let url = third.url("/acme/new-account");
+    let refused = third
+        .post(&url, Some(&json!({"termsOfServiceAgreed": true})))
+        .await;
+    assert!(limited(&refused), "{refused:?}");
+
+    for n in 0..2 {
+        assert_eq!(new_order(&first, n).await.status, StatusCode::CREATED);
+    }
+    let refused = new_order(&first, 2).await;
+    assert!(limited(&refused), "{refused:?}");
+    // Another account has its own budget.
+    assert_eq!(new_order(&second, 3).await.status, StatusCode::CREATED);
+
+    // A restart forgets nothing.
+    server.kill();
+    let _server = s.start(port);
+    let refused = third
+        .post(&url, Some(&json!({"termsOfServiceAgreed": true})))
+        .await;
+    assert!(limited(&refused), "{refused:?}");
+    let refused = new_order(&first, 4).await;
+    assert!(limited(&refused), "{refused:?}");
+}
+
+/// newOrder for one name numbered `n`.
+async fn new_order(client: &common::raw::RawClient, n: usize) -> common::raw::Answer {
+    let payload =
+        serde_json::json!({"identifiers": [{"type": "dns", "value": format!("o{n}.limits.test")}]});
+    client
+        .post(&client.url("/acme/new-order"), Some(&payload))
+        .await
+}

@@ -3,7 +3,7 @@
 
 use serde_json::Value;
 
-use super::{Ra, eab};
+use super::{Ra, eab, limits};
 use crate::acme::{
     AccountStatus, AccountUpdateRequest, AuthorizationStatus, ExternalAccountBinding,
     KeyChangeRequest, NewAccountRequest,
@@ -30,6 +30,7 @@ impl Ra {
         request: NewAccountRequest,
         binding: Option<ExternalAccountBinding>,
         tos_required: bool,
+        client: std::net::IpAddr,
     ) -> Result<NewAccountOutcome, Error> {
         if request.only_return_existing == Some(true) {
             let found = self
@@ -99,6 +100,7 @@ impl Ra {
             eab_kid,
             profile: self.inner.settings.profile.clone(),
         };
+        let accounts_per_ip = self.inner.settings.limits.accounts_per_ip;
         self.write(move |tx| {
             // §7.3.1: a key that already has an account gets that account back.
             if let Some(existing) = tx.account_by_key(&account.thumbprint)? {
@@ -114,6 +116,13 @@ impl Ra {
                     created: false,
                 });
             }
+            limits::spend(
+                tx,
+                "new accounts",
+                accounts_per_ip,
+                &client.to_string(),
+                now,
+            )?;
             if let Some(kid) = &account.eab_kid {
                 eab::bind_in(tx, kid, &account.id, now)?;
             }

@@ -9,6 +9,7 @@ mod account;
 mod authz;
 pub mod eab;
 mod finalize;
+pub mod limits;
 mod order;
 mod recover;
 mod renewal;
@@ -63,6 +64,8 @@ pub struct RaSettings {
     pub eab_required: bool,
     /// The newAccount URL, which an external account binding must name.
     pub new_account_url: String,
+    /// Rate limits.
+    pub limits: limits::RateLimits,
 }
 
 impl Default for RaSettings {
@@ -78,6 +81,7 @@ impl Default for RaSettings {
             profile: "default".into(),
             eab_required: false,
             new_account_url: String::new(),
+            limits: limits::RateLimits::default(),
         }
     }
 }

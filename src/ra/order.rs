@@ -1,6 +1,6 @@
 //! Orders and their derived status (RFC 8555 §7.1.3, §7.1.6, §7.4).
 
-use super::{Ra, eab, owned};
+use super::{Ra, eab, limits, owned};
 use crate::acme::problem::ProblemType;
 use crate::acme::{
     AccountStatus, AuthorizationStatus, ChallengeStatus, Identifier, NewOrderRequest, OrderStatus,
@@ -222,6 +222,7 @@ impl Ra {
             replaces: request.replaces.clone(),
         };
         let reuse = self.inner.settings.authz_reuse.as_secs();
+        let orders_per_account = self.inner.settings.limits.orders_per_account;
         let ra = self.clone();
         self.write(move |tx| {
             // The account may have been deactivated since its request was verified.
@@ -232,6 +233,7 @@ impl Ra {
                     format!("account is {}", owner.status),
                 ));
             }
+            limits::spend(tx, "new orders", orders_per_account, &owner.id, now)?;
             if let Some(cert_id) = &order.replaces {
                 ra.mark_replaced(tx, &order, cert_id)?;
             }

@@ -21,7 +21,7 @@ use serde::de::DeserializeOwned;
 
 pub use record::{
     AccountRecord, AuthzRecord, BlockedKey, CertRecord, ChallengeRecord, CrlRecord, EabCredential,
-    EabKeyRecord, IssuanceIntent, OrderRecord, Revocation, ValidationInFlight,
+    EabKeyRecord, IssuanceIntent, OrderRecord, RateLimitRecord, Revocation, ValidationInFlight,
 };
 use tables::*;
 
@@ -85,6 +85,7 @@ keyed!(ValidationInFlight, VALIDATIONS_IN_FLIGHT, key);
 keyed!(BlockedKey, BLOCKED_KEYS, spki_sha256);
 keyed!(CrlRecord, CRLS, ca);
 keyed!(EabKeyRecord, EAB_KEYS, kid);
+keyed!(RateLimitRecord, RATE_LIMITS, key);
 
 /// Read-write access to the state file.
 #[derive(Debug, Clone)]
@@ -133,6 +134,7 @@ impl Store {
                 BLOCKED_KEYS,
                 CRLS,
                 EAB_KEYS,
+                RATE_LIMITS,
             ] {
                 txn.open_table(table).map_err(db_err)?;
             }

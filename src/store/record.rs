@@ -103,6 +103,15 @@ impl EabCredential {
     }
 }
 
+/// The state of one rate limit for one subject (GCRA's theoretical arrival time).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RateLimitRecord {
+    /// `<limit name> NUL <subject>`.
+    pub key: String,
+    /// When the subject's budget is whole again, Unix milliseconds.
+    pub tat_ms: u64,
+}
+
 /// An order (RFC 8555 §7.1.3).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct OrderRecord {

@@ -51,5 +51,9 @@ pub(crate) const EAB_KEYS: TableDefinition<'_, &str, &[u8]> = TableDefinition::n
 pub(crate) const ACCOUNTS_BY_EAB: MultimapTableDefinition<'_, &str, &str> =
     MultimapTableDefinition::new("accounts_by_eab");
 
+/// `<limit> NUL <subject>` → RateLimitRecord.
+pub(crate) const RATE_LIMITS: TableDefinition<'_, &str, &[u8]> =
+    TableDefinition::new("rate_limits");
+
 /// The schema this build writes.
 pub(crate) const SCHEMA_VERSION: u64 = 1;

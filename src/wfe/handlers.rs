@@ -52,6 +52,7 @@ impl Wfe {
         url: &str,
         query: Option<&str>,
         body: &[u8],
+        client: std::net::IpAddr,
     ) -> Result<Reply, Error> {
         let rule = match segments {
             ["acme", "new-account"] => KeyRule::Jwk,
@@ -89,7 +90,7 @@ impl Wfe {
                 post_as_get(&verified)?;
                 Ok(Reply::empty(StatusCode::NO_CONTENT))
             }
-            ["acme", "new-account"] => self.new_account(verified).await,
+            ["acme", "new-account"] => self.new_account(verified, client).await,
             ["acme", "acct", id] => self.account(verified, id).await,
             ["acme", "acct", id, "orders"] => self.account_orders(verified, id, query).await,
             ["acme", "new-order"] => self.new_order(verified).await,
@@ -122,7 +123,11 @@ impl Wfe {
         jws::verify(body, rule, &ctx)
     }
 
-    async fn new_account(&self, verified: Verified) -> Result<Reply, Error> {
+    async fn new_account(
+        &self,
+        verified: Verified,
+        client: std::net::IpAddr,
+    ) -> Result<Reply, Error> {
         let request: NewAccountRequest = verified.parse()?;
         let VerifiedKey::Jwk { jwk, thumbprint } = verified.key else {
             return Err(Error::malformed("newAccount requires \"jwk\""));
@@ -138,7 +143,7 @@ impl Wfe {
         };
         let outcome = self
             .ra
-            .new_account(jwk, thumbprint, request, binding, tos_required)
+            .new_account(jwk, thumbprint, request, binding, tos_required, client)
             .await?;
         let status = if outcome.created {
             StatusCode::CREATED

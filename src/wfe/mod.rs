@@ -121,15 +121,17 @@ impl Wfe {
         &self.urls
     }
 
-    /// Handles one HTTP request; never fails (errors become problem documents).
+    /// Handles one HTTP request from `client`; never fails (errors become problem
+    /// documents).
     pub async fn handle(
         self: Arc<Self>,
         request: Request<Incoming>,
+        client: std::net::IpAddr,
     ) -> Result<Response<Full<Bytes>>, std::convert::Infallible> {
         let id = format!("{:x}", self.requests.fetch_add(1, Ordering::Relaxed));
         let method = request.method().clone();
         let path = request.uri().path().to_owned();
-        let result = self.route(request).await;
+        let result = self.route(request, client).await;
         let response = match result {
             Ok(reply) => self.respond(reply),
             Err(error) => {
@@ -147,7 +149,11 @@ impl Wfe {
         Ok(response)
     }
 
-    async fn route(&self, request: Request<Incoming>) -> Result<Reply, Error> {
+    async fn route(
+        &self,
+        request: Request<Incoming>,
+        client: std::net::IpAddr,
+    ) -> Result<Reply, Error> {
         let method = request.method().clone();
         let path = request.uri().path().to_owned();
         let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
@@ -183,7 +189,8 @@ impl Wfe {
                 let url = format!("{}{}", self.urls.base(), path_and_query);
                 let query = request.uri().query().map(str::to_owned);
                 let body = read_body(request, self.body_timeout).await?;
-                self.post(&segments, &url, query.as_deref(), &body).await
+                self.post(&segments, &url, query.as_deref(), &body, client)
+                    .await
             }
         }
     }

@@ -123,7 +123,8 @@ pub async fn serve(
                 .max_concurrent_streams(H2_STREAMS)
                 .keep_alive_interval(Some(limits.idle_timeout))
                 .keep_alive_timeout(limits.idle_timeout);
-            let service = service_fn(move |request| Arc::clone(&wfe).handle(request));
+            let client = peer.ip();
+            let service = service_fn(move |request| Arc::clone(&wfe).handle(request, client));
             let connection = builder.serve_connection(TokioIo::new(tls), service);
             if let Err(e) = watcher.watch(connection.into_owned()).await {
                 tracing::debug!(%peer, error = %e, "connection ended with an error");
