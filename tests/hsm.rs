@@ -175,6 +175,8 @@ fn wrong_pin_is_reported_once_and_clearly() {
     isolated("wrong_pin_is_reported_once_and_clearly", |t| {
         let wrong = t.dir.join("wrong-pin");
         std::fs::write(&wrong, "not-the-pin\n").unwrap();
+        std::fs::set_permissions(&wrong, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+            .unwrap();
         let mut settings = t.settings(2);
         settings.pin_file = Some(wrong.display().to_string());
         let started = std::time::Instant::now();

@@ -34,7 +34,7 @@ pub(crate) fn expand_pin_path(configured: &str) -> Result<PathBuf, TokenError> {
 pub fn read_pin(path: &Path) -> Result<SecretString, TokenError> {
     let mut file = fs::File::open(path)
         .map_err(|e| TokenError::Pin(format!("cannot open {}: {e}", path.display())))?;
-    warn_if_readable_by_others(&file, path);
+    refuse_if_open_to_others(&file, path)?;
     let mut raw = Zeroizing::new(Vec::with_capacity(64));
     file.read_to_end(&mut raw)
         .map_err(|e| TokenError::Pin(format!("cannot read {}: {e}", path.display())))?;
@@ -55,21 +55,29 @@ pub fn read_pin(path: &Path) -> Result<SecretString, TokenError> {
     Ok(SecretString::from(text))
 }
 
+/// A PIN others can read is a PIN others have: the file must be private to its owner
+/// (systemd credentials are 0400; `chmod 0600` a plain file).
 #[cfg(unix)]
-fn warn_if_readable_by_others(file: &fs::File, path: &Path) {
+fn refuse_if_open_to_others(file: &fs::File, path: &Path) -> Result<(), TokenError> {
     use std::os::unix::fs::PermissionsExt;
-    if let Ok(meta) = file.metadata()
-        && meta.permissions().mode() & 0o077 != 0
-    {
-        tracing::warn!(
-            path = %path.display(),
-            "PIN file is accessible to group or others; chmod 0600 it"
-        );
+    let meta = file
+        .metadata()
+        .map_err(|e| TokenError::Pin(format!("cannot stat {}: {e}", path.display())))?;
+    let mode = meta.permissions().mode();
+    if mode & 0o077 != 0 {
+        return Err(TokenError::Pin(format!(
+            "{} is open to group or others (mode {:o}); chmod 0600 it",
+            path.display(),
+            mode & 0o777
+        )));
     }
+    Ok(())
 }
 
 #[cfg(not(unix))]
-fn warn_if_readable_by_others(_file: &fs::File, _path: &Path) {}
+fn refuse_if_open_to_others(_file: &fs::File, _path: &Path) -> Result<(), TokenError> {
+    Ok(())
+}
 
 #[cfg(test)]
 mod tests {
@@ -77,11 +85,31 @@ mod tests {
 
     use super::*;
 
+    fn write_private(path: &Path, text: &str) {
+        use std::os::unix::fs::PermissionsExt;
+        fs::write(path, text).unwrap();
+        fs::set_permissions(path, fs::Permissions::from_mode(0o600)).unwrap();
+    }
+
+    #[test]
+    fn a_pin_file_open_to_group_or_others_is_refused() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("pin");
+        write_private(&path, "1234\n");
+        assert!(read_pin(&path).is_ok());
+        for mode in [0o640, 0o604, 0o660] {
+            fs::set_permissions(&path, fs::Permissions::from_mode(mode)).unwrap();
+            let err = read_pin(&path).unwrap_err();
+            assert!(err.to_string().contains("chmod 0600"), "{mode:o}: {err}");
+        }
+    }
+
     #[test]
     fn strips_one_trailing_newline_and_keeps_inner_spaces() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("pin");
-        fs::write(&path, "12 34\r\n").unwrap();
+        write_private(&path, "12 34\r\n");
         assert_eq!(read_pin(&path).unwrap().expose_secret(), "12 34");
     }
 
@@ -89,9 +117,9 @@ mod tests {
     fn refuses_empty_and_multi_line_files() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("pin");
-        fs::write(&path, "\n").unwrap();
+        write_private(&path, "\n");
         assert!(matches!(read_pin(&path), Err(TokenError::Pin(m)) if m.contains("empty")));
-        fs::write(&path, "1234\n5678\n").unwrap();
+        write_private(&path, "1234\n5678\n");
         assert!(matches!(read_pin(&path), Err(TokenError::Pin(m)) if m.contains("one line")));
     }
 
