@@ -8,6 +8,9 @@
 //! failure whose detail names the domain where the records were found.
 
 use std::net::IpAddr;
+use std::time::Duration;
+
+use futures_util::StreamExt;
 
 use super::ValidationFailure;
 use super::resolver::{CaaAnswer, CaaRecord, Resolver};
@@ -21,6 +24,11 @@ const KNOWN_TAGS: &[&str] = &[
     "contactemail",
     "contactphone",
 ];
+
+/// CAA lookups in flight at once for one name (a name may have 127 labels).
+const PARALLEL_LOOKUPS: usize = 8;
+/// Deadline for the whole climb; running out is a `dns` failure, never permission.
+const CLIMB_DEADLINE: Duration = Duration::from_secs(10);
 
 /// What one CAA check is about.
 #[derive(Debug, Clone, Copy)]
@@ -47,17 +55,19 @@ pub async fn check_caa(
     if name.parse::<IpAddr>().is_ok() {
         return Ok(());
     }
-    match relevant_rrset(resolver, name).await? {
+    match relevant_rrset(resolver, name, CLIMB_DEADLINE).await? {
         None => Ok(()),
         Some((found_at, records)) => evaluate(&found_at, &records, request),
     }
 }
 
 /// RFC 8659 §3: the relevant RRset is the first non-empty CAA RRset found walking from the
-/// name towards the root, the root itself excluded. `None` if there is none.
+/// name towards the root, the root itself excluded. `None` if there is none. The whole
+/// climb must end within `deadline`.
 pub async fn relevant_rrset(
     resolver: &dyn Resolver,
     name: &str,
+    deadline: Duration,
 ) -> Result<Option<(String, Vec<CaaRecord>)>, ValidationFailure> {
     let name = name.trim_end_matches('.');
     let mut candidates = Vec::new();
@@ -69,19 +79,39 @@ pub async fn relevant_rrset(
             None => "",
         };
     }
-    // Every level is asked at once, so the climb costs one round trip, not one per label;
-    // the answers are then read from the name upwards exactly as a sequential climb would:
-    // the first non-empty set wins, and a failure below it is a failure.
-    let answers =
-        futures_util::future::join_all(candidates.iter().map(|c| resolver.lookup_caa(c))).await;
-    for (candidate, answer) in candidates.iter().zip(answers) {
-        if let CaaAnswer::Records(records) = answer?
-            && !records.is_empty()
-        {
-            return Ok(Some(((*candidate).to_owned(), records)));
+    // Up to PARALLEL_LOOKUPS levels are asked at once, so a short name costs one round
+    // trip; the answers are read from the name upwards exactly as a sequential climb would:
+    // the first non-empty set wins (later lookups are dropped), and a failure below it is a
+    // failure.
+    // Futures are lazy: made up front (boxed, so the stream's type names no closure), they
+    // start only as `buffered` polls them.
+    type Lookup<'a> = std::pin::Pin<
+        Box<dyn Future<Output = (&'a str, Result<CaaAnswer, ValidationFailure>)> + Send + 'a>,
+    >;
+    let lookups: Vec<Lookup<'_>> = candidates
+        .iter()
+        .map(|c| {
+            let c: &str = c;
+            Box::pin(async move { (c, resolver.lookup_caa(c).await) }) as Lookup<'_>
+        })
+        .collect();
+    let climb = async {
+        let mut answers = futures_util::stream::iter(lookups).buffered(PARALLEL_LOOKUPS);
+        while let Some((candidate, answer)) = answers.next().await {
+            if let CaaAnswer::Records(records) = answer?
+                && !records.is_empty()
+            {
+                return Ok(Some((candidate.to_owned(), records)));
+            }
         }
-    }
-    Ok(None)
+        Ok(None)
+    };
+    tokio::time::timeout(deadline, climb).await.map_err(|_| {
+        ValidationFailure::Dns(format!(
+            "CAA lookups for {name} did not finish within {} s",
+            deadline.as_secs()
+        ))
+    })?
 }
 
 /// The policy over a relevant RRset found at `found_at` (RFC 8659 §4, RFC 8657).

@@ -1,5 +1,7 @@
 //! Table-driven CAA policy against a scripted resolver.
 
+use std::time::Duration;
+
 use super::*;
 use crate::va::testing::ScriptedDns;
 
@@ -263,4 +265,64 @@ fn issue_values_parse_per_rfc_8659_4_2() {
     assert!(IssueValue::parse("-bad-.example").is_none());
     assert!(IssueValue::parse("ca..example").is_none());
     assert!(IssueValue::parse("ca.example; =x").is_none());
+}
+
+/// Counts CAA lookups in flight; each takes `delay`, or never ends when `hang`.
+#[derive(Debug, Default)]
+struct Slow {
+    delay: Duration,
+    hang: bool,
+    in_flight: std::sync::atomic::AtomicUsize,
+    peak: std::sync::atomic::AtomicUsize,
+    asked: std::sync::atomic::AtomicUsize,
+}
+
+impl Resolver for Slow {
+    fn lookup_ip<'a>(&'a self, _: &'a str) -> crate::va::resolver::LookupFuture<'a> {
+        Box::pin(async { Ok(vec![]) })
+    }
+
+    fn lookup_caa<'a>(&'a self, _: &'a str) -> crate::va::resolver::CaaFuture<'a> {
+        use std::sync::atomic::Ordering::SeqCst;
+        Box::pin(async move {
+            let now = self.in_flight.fetch_add(1, SeqCst) + 1;
+            self.peak.fetch_max(now, SeqCst);
+            self.asked.fetch_add(1, SeqCst);
+            if self.hang {
+                std::future::pending::<()>().await;
+            }
+            tokio::time::sleep(self.delay).await;
+            self.in_flight.fetch_sub(1, SeqCst);
+            Ok(CaaAnswer::NoRecords)
+        })
+    }
+}
+
+#[tokio::test]
+async fn a_deep_name_is_climbed_a_few_levels_at_a_time_and_within_a_deadline() {
+    use std::sync::atomic::Ordering::SeqCst;
+    let deep = format!("{}example.test", "a.".repeat(40));
+    let slow = Slow {
+        delay: Duration::from_millis(5),
+        ..Slow::default()
+    };
+    let found = relevant_rrset(&slow, &deep, Duration::from_secs(10))
+        .await
+        .unwrap();
+    assert!(found.is_none());
+    assert_eq!(slow.asked.load(SeqCst), 42);
+    assert!(
+        slow.peak.load(SeqCst) <= 8,
+        "{} at once",
+        slow.peak.load(SeqCst)
+    );
+
+    let hanging = Slow {
+        hang: true,
+        ..Slow::default()
+    };
+    let err = relevant_rrset(&hanging, "www.example.test", Duration::from_millis(100))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, ValidationFailure::Dns(_)), "{err:?}");
 }
