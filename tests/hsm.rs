@@ -295,6 +295,37 @@ fn signing_recovers_after_all_sessions_are_closed_behind_the_pools_back() {
 }
 
 #[test]
+fn a_pin_refused_when_logging_in_again_is_never_tried_again() {
+    isolated(
+        "a_pin_refused_when_logging_in_again_is_never_tried_again",
+        |t| {
+            use cryptoki::session::UserType;
+            use cryptoki::types::AuthPin;
+
+            let token = t.open(2);
+            token.generate_key_pair("k", KeyType::EcdsaP256).unwrap();
+            let signer = token.signer("k", RsaPadding::Pkcs1).unwrap();
+            signer.sign(b"before").unwrap();
+            let (old, new) = (AuthPin::from(t.user_pin()), AuthPin::from("changed-pin-42"));
+            // Behind the pool's back: the PIN changes and the login goes.
+            let ctx = token.module_context();
+            let other = ctx.open_rw_session(token.slot()).unwrap();
+            other.set_pin(&old, &new).unwrap();
+            other.logout().unwrap();
+            let err = signer.sign(b"refused").unwrap_err();
+            assert!(matches!(err, TokenError::PinRefused { .. }), "{err}");
+            // The PIN is right again. A pool that kept logging in would now get in; each
+            // attempt would also have run down the token's PIN retry counter.
+            other.login(UserType::User, Some(&new)).unwrap();
+            other.set_pin(&new, &old).unwrap();
+            other.logout().unwrap();
+            let err = signer.sign(b"still refused").unwrap_err();
+            assert!(matches!(err, TokenError::PinRefused { .. }), "{err}");
+        },
+    );
+}
+
+#[test]
 fn unknown_token_names_the_tokens_present() {
     isolated("unknown_token_names_the_tokens_present", |t| {
         let mut settings = t.settings(1);

@@ -332,8 +332,19 @@ impl SessionPool {
         if !anchor_alive {
             return self.rebuild_locked(&mut state);
         }
-        if let Some(anchor) = state.anchor.as_ref() {
-            self.log_in(anchor)?;
+        if let Some(anchor) = state.anchor.as_ref()
+            && let Err(e) = self.log_in(anchor)
+        {
+            // A refused PIN is never tried again: each attempt runs down the token's PIN
+            // retry counter, and a locked PIN takes the CA down until an officer unlocks it.
+            if let TokenError::PinRefused { rv, .. } = &e {
+                state.refused = Some(rv.clone());
+                tracing::error!(token = %self.token_label, error = %rv,
+                    "the token refused the PIN on a new login; no further login attempts will be made");
+                drop(state);
+                self.returned.notify_all();
+            }
+            return Err(e);
         }
         Ok(())
     }
