@@ -30,7 +30,7 @@ use nonce::NonceStore;
 
 /// Largest request body accepted; a JWS with a CSR for 100 names fits well within it.
 const BODY_LIMIT: usize = 64 * 1024;
-/// Outstanding nonces kept at most.
+/// Redeemed nonces remembered at most (issuing one stores nothing).
 const NONCE_CAPACITY: usize = 200_000;
 /// How long a nonce stays redeemable.
 const NONCE_LIFETIME: Duration = Duration::from_secs(3600);
