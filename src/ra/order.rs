@@ -331,23 +331,41 @@ impl Ra {
         .await
     }
 
-    /// The account's orders (RFC 8555 §7.1.2.1): those still in progress and the valid ones.
-    pub async fn orders_of(&self, account: &AccountRecord) -> Result<Vec<String>, Error> {
+    /// Page `page` of the account's orders (RFC 8555 §7.1.2.1): those still in progress and
+    /// the valid ones among the `size` orders of that page, and the next page's number. Only
+    /// the page's own orders are read, so a long history costs nothing; a page may list
+    /// fewer than `size` (RFC 8555 allows it).
+    pub async fn orders_page(
+        &self,
+        account: &AccountRecord,
+        page: usize,
+        size: usize,
+    ) -> Result<(Vec<String>, Option<usize>), Error> {
         let id = account.id.clone();
         let now = self.now();
         self.read(move |r| {
-            let mut out = Vec::new();
-            for order_id in r.orders_of(&id)? {
-                if let Some(order) = r.get::<OrderRecord>(&order_id)?
+            let ids = r.orders_of(&id)?;
+            let (window, next) = paginate(&ids, page, size);
+            let mut out = Vec::with_capacity(window.len());
+            for order_id in window {
+                if let Some(order) = r.get::<OrderRecord>(order_id)?
                     && listed(&order, now)
                 {
-                    out.push(order_id);
+                    out.push(order_id.clone());
                 }
             }
-            Ok(out)
+            Ok((out, next))
         })
         .await
     }
+}
+
+/// Page `page` of `items`, `size` per page, and the next page's number if there is one.
+fn paginate<T>(items: &[T], page: usize, size: usize) -> (&[T], Option<usize>) {
+    let start = page.saturating_mul(size).min(items.len());
+    let end = start.saturating_add(size).min(items.len());
+    let next = (end < items.len()).then(|| page.saturating_add(1));
+    (&items[start..end], next)
 }
 
 #[cfg(test)]
@@ -475,5 +493,45 @@ mod tests {
             .unwrap_err();
         assert_eq!(refused.kind, ErrorKind::AccountNotValid);
         assert!(t.store.reader().orders_of("acct").unwrap().is_empty());
+    }
+    #[test]
+    fn orders_are_paged_with_a_next_link_until_the_last_page() {
+        let ids: Vec<u32> = (0..250).collect();
+        let (first, next) = paginate(&ids, 0, 100);
+        assert_eq!((first.len(), first[0], next), (100, 0, Some(1)));
+        let (second, next) = paginate(&ids, 1, 100);
+        assert_eq!((second[0], next), (100, Some(2)));
+        let (last, next) = paginate(&ids, 2, 100);
+        assert_eq!((last.len(), next), (50, None));
+        assert!(paginate(&ids, 9, 100).0.is_empty());
+        assert_eq!(paginate(&ids[..100], 0, 100).1, None);
+        assert!(paginate(&ids, usize::MAX, 100).0.is_empty());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_page_lists_the_valid_and_pending_orders_among_its_own() {
+        let t = super::super::testing::TestRa::new();
+        let mut ids = Vec::new();
+        for n in 0..3 {
+            let authz = t.order(&format!("p{n}.test")).await;
+            ids.push(authz.id);
+        }
+        // The oldest-keyed order fails: its page lists one fewer, the paging goes on.
+        let orders = t.store.reader().orders_of("acct").unwrap();
+        let first = orders[0].clone();
+        t.store
+            .write(move |tx| {
+                let mut order = tx.require::<OrderRecord>(&first)?;
+                order.status = OrderStatus::Invalid;
+                tx.put(&order)?;
+                Ok(())
+            })
+            .unwrap();
+        let (page0, next) = t.ra.orders_page(&t.account, 0, 2).await.unwrap();
+        assert_eq!(page0, [orders[1].clone()]);
+        assert_eq!(next, Some(1));
+        let (page1, next) = t.ra.orders_page(&t.account, 1, 2).await.unwrap();
+        assert_eq!(page1, [orders[2].clone()]);
+        assert_eq!(next, None);
     }
 }

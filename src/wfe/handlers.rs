@@ -177,9 +177,8 @@ impl Wfe {
         let account = same_account(&verified, id)?;
         post_as_get(&verified)?;
         let page = page_number(query)?;
-        let ids = self.ra.orders_of(account).await?;
-        let (slice, next) = paginate(&ids, page, ORDERS_PAGE);
-        let orders: Vec<String> = slice.iter().map(|o| self.urls.order(o)).collect();
+        let (ids, next) = self.ra.orders_page(account, page, ORDERS_PAGE).await?;
+        let orders: Vec<String> = ids.iter().map(|o| self.urls.order(o)).collect();
         let mut reply = Reply::json(StatusCode::OK, &json!({ "orders": orders }))?;
         if let Some(next) = next {
             let next = format!("{}/orders?page={next}", self.urls.account(id));
@@ -420,14 +419,6 @@ fn page_number(query: Option<&str>) -> Result<usize, Error> {
     }
 }
 
-/// Page `page` of `items`, `size` per page, and the next page's number if there is one.
-fn paginate<T>(items: &[T], page: usize, size: usize) -> (&[T], Option<usize>) {
-    let start = page.saturating_mul(size).min(items.len());
-    let end = start.saturating_add(size).min(items.len());
-    let next = (end < items.len()).then(|| page.saturating_add(1));
-    (&items[start..end], next)
-}
-
 /// The account in `kid` must be the one in the URL (RFC 8555 §7.3.2).
 fn same_account<'a>(verified: &'a Verified, id: &str) -> Result<&'a AccountRecord, Error> {
     let account = verified.account()?;
@@ -454,20 +445,6 @@ fn post_as_get(verified: &Verified) -> Result<(), Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn orders_are_paged_with_a_next_link_until_the_last_page() {
-        let ids: Vec<u32> = (0..250).collect();
-        let (first, next) = paginate(&ids, 0, 100);
-        assert_eq!((first.len(), first[0], next), (100, 0, Some(1)));
-        let (second, next) = paginate(&ids, 1, 100);
-        assert_eq!((second[0], next), (100, Some(2)));
-        let (last, next) = paginate(&ids, 2, 100);
-        assert_eq!((last.len(), next), (50, None));
-        assert!(paginate(&ids, 9, 100).0.is_empty());
-        assert_eq!(paginate(&ids[..100], 0, 100).1, None);
-        assert!(paginate(&ids, usize::MAX, 100).0.is_empty());
-    }
 
     #[test]
     fn only_page_n_is_a_valid_query() {
