@@ -125,11 +125,24 @@ pub fn revoke_in(
         Revoker::Operator => {}
         Revoker::Account(account) if account.id == record.account_id => {}
         Revoker::Account(account) => {
+            // Only the authorizations for the certificate's own names are read, through the
+            // account+identifier index: the account's history may be long.
+            let identifiers = identifiers_of(&cert);
             let mut authzs = Vec::new();
-            for id in super::account_authz_ids(tx, &account.id)? {
-                authzs.extend(tx.get::<AuthzRecord>(&id)?);
+            for identifier in &identifiers {
+                let (name, wildcard_only) = match identifier.wildcard_base() {
+                    Some(base) => (Identifier::dns(base), true),
+                    None => (identifier.clone(), false),
+                };
+                let mut ids = tx.authzs_for(&account.id, &name, true)?;
+                if !wildcard_only {
+                    ids.extend(tx.authzs_for(&account.id, &name, false)?);
+                }
+                for id in ids {
+                    authzs.extend(tx.get::<AuthzRecord>(&id)?);
+                }
             }
-            if !covered(&identifiers_of(&cert), &authzs, now) {
+            if !covered(&identifiers, &authzs, now) {
                 return Err(Error::unauthorized(
                     "this account neither ordered the certificate nor holds \
                          valid authorizations for all its identifiers",

@@ -147,6 +147,7 @@ impl Store {
                 .map_err(db_err)?;
             txn.open_multimap_table(ACCOUNTS_BY_EAB).map_err(db_err)?;
         }
+        index_old_authorizations(&txn)?;
         txn.commit().map_err(db_err)?;
         Ok(Self { db: Arc::new(db) })
     }
@@ -409,6 +410,34 @@ impl StoreReader {
     }
 }
 
+/// Authorizations written before the account+identifier index existed are indexed once,
+/// when the file is first opened by a version that has it; a meta flag records it.
+fn index_old_authorizations(txn: &WriteTransaction) -> Result<(), StoreError> {
+    const FLAG: &str = "authz_identifier_index";
+    let mut meta = txn.open_table(META).map_err(db_err)?;
+    if meta.get(FLAG).map_err(db_err)?.is_some() {
+        return Ok(());
+    }
+    let authzs = txn.open_table(AUTHZS).map_err(db_err)?;
+    let mut by_account = txn.open_multimap_table(AUTHZS_BY_ACCOUNT).map_err(db_err)?;
+    let mut by_identifier = txn
+        .open_multimap_table(AUTHZS_BY_IDENTIFIER)
+        .map_err(db_err)?;
+    for entry in authzs.iter().map_err(db_err)? {
+        let (_, value) = entry.map_err(db_err)?;
+        let authz: AuthzRecord = codec::decode(value.value())?;
+        by_account
+            .insert(authz.account_id.as_str(), authz.id.as_str())
+            .map_err(db_err)?;
+        let key = identifier_key(&authz.account_id, &authz.identifier, authz.wildcard);
+        by_identifier
+            .insert(key.as_str(), authz.id.as_str())
+            .map_err(db_err)?;
+    }
+    meta.insert(FLAG, 1).map_err(db_err)?;
+    Ok(())
+}
+
 fn identifier_key(
     account_id: &str,
     identifier: &crate::acme::Identifier,
@@ -519,5 +548,43 @@ mod tests {
             Store::open(&path),
             Err(StoreError::Schema { found: 99, .. })
         ));
+    }
+
+    #[test]
+    fn authorizations_from_before_the_index_are_indexed_once_on_open() {
+        use crate::acme::{AuthorizationStatus, Identifier};
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.redb");
+        let authz = AuthzRecord {
+            id: "z1".into(),
+            account_id: "acct".into(),
+            identifier: Identifier::dns("old.test"),
+            status: AuthorizationStatus::Valid,
+            expires: 2_000_000_000,
+            wildcard: false,
+            preauthorized: false,
+            prevalidated_by: None,
+            challenges: vec![],
+        };
+        {
+            // An older file: the authorization is stored but not indexed.
+            let store = Store::open(&path).unwrap();
+            let stored = authz.clone();
+            store.write(move |tx| Ok(tx.put(&stored)?)).unwrap();
+        }
+        {
+            let db = Database::create(&path).unwrap();
+            let txn = db.begin_write().unwrap();
+            txn.open_table(META)
+                .unwrap()
+                .remove("authz_identifier_index")
+                .unwrap();
+            txn.commit().unwrap();
+        }
+        let store = Store::open(&path).unwrap();
+        let found = store
+            .write(|tx| Ok(tx.authzs_for("acct", &Identifier::dns("old.test"), false)?))
+            .unwrap();
+        assert_eq!(found, ["z1"]);
     }
 }
