@@ -118,6 +118,7 @@ pub async fn serve(config: Config, overrides: ServeOverrides) -> Result<(), Star
         wildcard_http01: acme.wildcard_http01,
         ip_identifiers: acme.ip_identifiers,
         validation_networks: validation.network.clone(),
+        max_identifiers: config.rate_limits.identifiers_per_order,
         ..Policy::default()
     };
     let (revocations, revoked_cas) = tokio::sync::mpsc::unbounded_channel();

@@ -158,6 +158,7 @@ struct RawStorage {
 struct RawRateLimits {
     accounts_per_ip: Option<RateLimit>,
     orders_per_account: Option<RateLimit>,
+    identifiers_per_order: Option<usize>,
 }
 
 #[derive(Deserialize)]
@@ -475,6 +476,15 @@ impl Config {
                     .unwrap_or(defaults.orders_per_account)
                     .check("[rate_limits] orders_per_account")
                     .map_err(err)?,
+                identifiers_per_order: match r.identifiers_per_order {
+                    None => defaults.identifiers_per_order,
+                    Some(n @ 1..=100) => n,
+                    Some(n) => {
+                        return Err(err(format!(
+                            "[rate_limits] identifiers_per_order = {n} is not 1..=100"
+                        )));
+                    }
+                },
             },
         };
         let mut labels = BTreeSet::new();

@@ -218,7 +218,7 @@ async fn rate_limits_answer_rate_limited_with_retry_after_and_survive_a_restart(
 
     let s = setup(
         "\n[rate_limits]\naccounts_per_ip = { count = 2, period_hours = 1 }\n\
-         orders_per_account = { count = 2, period_hours = 1 }\n",
+         orders_per_account = { count = 2, period_hours = 1 }\nidentifiers_per_order = 2\n",
     )
     .await;
     let port = free_port();
@@ -243,6 +243,21 @@ async fn rate_limits_answer_rate_limited_with_retry_after_and_survive_a_restart(
         .await;
     assert!(limited(&refused), "{refused:?}");
 
+    // Three names in one order are one too many; the refusal spends nothing.
+    let names: Vec<_> = (0..3)
+        .map(|n| json!({"type": "dns", "value": format!("m{n}.limits.test")}))
+        .collect();
+    let too_many = first
+        .post(
+            &first.url("/acme/new-order"),
+            Some(&json!({ "identifiers": names })),
+        )
+        .await;
+    assert_eq!(
+        too_many.json()["type"],
+        "urn:ietf:params:acme:error:rejectedIdentifier",
+        "{too_many:?}"
+    );
     for n in 0..2 {
         assert_eq!(new_order(&first, n).await.status, StatusCode::CREATED);
     }

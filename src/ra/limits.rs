@@ -44,6 +44,8 @@ pub struct RateLimits {
     pub accounts_per_ip: RateLimit,
     /// newOrder per account.
     pub orders_per_account: RateLimit,
+    /// Identifiers one order may carry (each costs an authorization and a validation).
+    pub identifiers_per_order: usize,
 }
 
 impl Default for RateLimits {
@@ -57,6 +59,7 @@ impl Default for RateLimits {
                 count: 1000,
                 hours: 1,
             },
+            identifiers_per_order: 50,
         }
     }
 }
