@@ -33,6 +33,8 @@ async fn a_pre_authorization_is_validated_and_then_used_by_a_new_order() {
     assert_eq!(authz["status"], "pending");
     let answered = client.answer_http01(&authz, &s.tokens).await;
     assert_eq!(answered.json()["status"], "valid", "{answered:?}");
+    // RFC 8555 §7.5.1: the challenge links up to its authorization.
+    assert_eq!(answered.links("up"), std::slice::from_ref(&authz_url));
 
     // The order needs no new validation: it is ready at once, on the same authorization.
     let order = client
@@ -199,6 +201,24 @@ async fn post_as_get_reads_the_directory_and_new_nonce_and_a_deactivated_account
     let nonce = client.post(&client.url("/acme/new-nonce"), None).await;
     assert_eq!(nonce.status, StatusCode::NO_CONTENT, "{nonce:?}");
     assert!(nonce.header("replay-nonce").is_some());
+    // RFC 8555 §6.2: only application/jose+json is taken.
+    let body = client
+        .jws(&client.url("/acme/new-order"), Some(&json!({})))
+        .await;
+    let plain = client
+        .send_as(
+            Method::POST,
+            &client.url("/acme/new-order"),
+            body,
+            "application/json",
+        )
+        .await;
+    assert_eq!(
+        plain.status,
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        "{plain:?}"
+    );
+    assert!(plain.header("replay-nonce").is_some());
     // A payload is not a POST-as-GET.
     let payload = client
         .post(&client.url("/directory"), Some(&json!({"x": 1})))

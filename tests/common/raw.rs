@@ -99,6 +99,39 @@ impl RawClient {
         format!("https://127.0.0.1:{}{path}", self.port)
     }
 
+    /// Sends one request with a body of `content_type` on a fresh connection.
+    pub async fn send_as(
+        &self,
+        method: Method,
+        url: &str,
+        body: Vec<u8>,
+        content_type: &str,
+    ) -> Answer {
+        let tcp = TcpStream::connect(("127.0.0.1", self.port)).await.unwrap();
+        let name = ServerName::try_from("127.0.0.1").unwrap();
+        let tls = self.connector.connect(name, tcp).await.unwrap();
+        let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
+            .await
+            .unwrap();
+        tokio::spawn(connection);
+        let request = Request::builder()
+            .method(method)
+            .uri(url)
+            .header("host", format!("127.0.0.1:{}", self.port))
+            .header("content-type", content_type)
+            .body(Full::new(Bytes::from(body)))
+            .unwrap();
+        let response = sender.send_request(request).await.unwrap();
+        let status = response.status();
+        let headers = response.headers().clone();
+        let body = response.into_body().collect().await.unwrap().to_bytes();
+        Answer {
+            status,
+            headers,
+            body: body.to_vec(),
+        }
+    }
+
     /// Sends one request on a fresh connection.
     pub async fn send(&self, method: Method, url: &str, body: Option<Vec<u8>>) -> Answer {
         let tcp = TcpStream::connect(("127.0.0.1", self.port)).await.unwrap();
