@@ -243,3 +243,31 @@ async fn post_as_get_reads_the_directory_and_new_nonce_and_a_deactivated_account
         "urn:ietf:params:acme:error:unauthorized"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_terms_of_service_a_new_account_must_agree_to_them() {
+    let s = setup("terms_of_service = \"https://ca.wire.test/terms\"").await;
+    let port = free_port();
+    let _server = s.start(port);
+    let mut client = RawClient::new(&s.root(), port);
+    let directory = client
+        .send(Method::GET, &client.url("/directory"), None)
+        .await;
+    assert_eq!(
+        directory.json()["meta"]["termsOfService"],
+        "https://ca.wire.test/terms"
+    );
+    // RFC 8555 §7.3: without termsOfServiceAgreed, no account.
+    let refused = client
+        .post(
+            &client.url("/acme/new-account"),
+            Some(&json!({"contact": ["mailto:tos@example.org"]})),
+        )
+        .await;
+    assert_eq!(refused.status, StatusCode::BAD_REQUEST, "{refused:?}");
+    assert_eq!(
+        refused.json()["type"],
+        "urn:ietf:params:acme:error:malformed"
+    );
+    client.register().await;
+}
