@@ -140,3 +140,66 @@ async fn systemd_hears_ready_watchdog_pings_and_stopping_on_sigterm() {
     assert!(stopping.contains("STOPPING=1"), "{stopping}");
     server.kill();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_failure_at_finalize_ends_the_order_invalid_and_the_server_serves_on() {
+    use base64::Engine;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use serde_json::json;
+
+    let s = setup("").await;
+    let port = free_port();
+    let _server = s.start(port);
+    let mut client = common::raw::RawClient::new(&s.root(), port);
+    client.register().await;
+    let order = client
+        .post(
+            &client.url("/acme/new-order"),
+            Some(&json!({"identifiers": [{"type": "dns", "value": "fault.issuance.test"}]})),
+        )
+        .await;
+    let order_url = order.header("location").unwrap();
+    let authz = client
+        .post(order.json()["authorizations"][0].as_str().unwrap(), None)
+        .await
+        .json();
+    client.answer_http01(&authz, &s.tokens).await;
+
+    // The issuing key disappears from the token behind the server's back.
+    s.token.pkcs11_tool(&[
+        "--delete-object",
+        "--type",
+        "privkey",
+        "--label",
+        "issuing-key",
+    ]);
+    let key = rcgen::KeyPair::generate().unwrap();
+    let mut params = rcgen::CertificateParams::new(vec!["fault.issuance.test".into()]).unwrap();
+    params.distinguished_name = rcgen::DistinguishedName::new();
+    let csr = params.serialize_request(&key).unwrap();
+    client
+        .post(
+            order.json()["finalize"].as_str().unwrap(),
+            Some(&json!({ "csr": URL_SAFE_NO_PAD.encode(csr.der()) })),
+        )
+        .await;
+    let mut state = client.post(&order_url, None).await.json();
+    for _ in 0..100 {
+        if state["status"] != "processing" {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        state = client.post(&order_url, None).await.json();
+    }
+    // Never stuck: invalid, with serverInternal.
+    assert_eq!(state["status"], "invalid", "{state}");
+    assert_eq!(
+        state["error"]["type"], "urn:ietf:params:acme:error:serverInternal",
+        "{state}"
+    );
+    // And the server still answers.
+    let directory = client
+        .send(hyper::Method::GET, &client.url("/directory"), None)
+        .await;
+    assert_eq!(directory.status, hyper::StatusCode::OK);
+}
