@@ -157,6 +157,7 @@ pub async fn serve(config: Config, overrides: ServeOverrides) -> Result<(), Star
     ra.recover()
         .await
         .map_err(|e| StartError(format!("recovery: {e}")))?;
+    let pruning_ra = ra.clone();
 
     let tls_config = server_tls(
         &server,
@@ -263,6 +264,7 @@ pub async fn serve(config: Config, overrides: ServeOverrides) -> Result<(), Star
     ) {
         tracing::warn!(error = %e, "could not tell systemd that the service is ready");
     }
+    tokio::spawn(prune_periodically(pruning_ra, stopped()));
     if let Some(interval) = watchdog_interval() {
         tokio::spawn(watchdog(interval, admin_reader));
     }
@@ -282,6 +284,28 @@ impl CrlSigning for PublisherCrls {
     fn resign(&self, ca: &str) -> Result<crate::store::CrlRecord, crate::error::Error> {
         // Called on a blocking thread (the operator's commands block).
         self.runtime.block_on(self.publisher.resign(ca))
+    }
+}
+
+/// How often long-expired orders and authorizations are cleared away.
+const PRUNE_EVERY: std::time::Duration = std::time::Duration::from_secs(900);
+
+/// Clears long-expired records in the background, in small transactions, until shutdown.
+async fn prune_periodically(ra: Ra, shutdown: impl Future<Output = ()>) {
+    tokio::pin!(shutdown);
+    let mut ticks = tokio::time::interval(PRUNE_EVERY);
+    loop {
+        tokio::select! {
+            _ = ticks.tick() => {}
+            () = &mut shutdown => return,
+        }
+        match ra.prune().await {
+            Ok((0, 0)) => {}
+            Ok((orders, authzs)) => {
+                tracing::info!(orders, authzs, "removed long-expired orders and authorizations");
+            }
+            Err(e) => tracing::warn!(error = %e, "pruning expired records failed"),
+        }
     }
 }
 

@@ -11,6 +11,7 @@ pub mod eab;
 mod finalize;
 pub mod limits;
 mod order;
+pub mod prune;
 mod recover;
 mod renewal;
 mod revoke;

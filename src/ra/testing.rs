@@ -85,6 +85,7 @@ pub(crate) struct TestRa {
     pub store: Store,
     pub validator: Arc<GatedValidator>,
     pub account: AccountRecord,
+    pub clock: Arc<SettableClock>,
     _dir: tempfile::TempDir,
 }
 
@@ -102,6 +103,7 @@ impl TestRa {
         let issuer = Issuer::new("unit".into(), signer, cert, &[], settings).unwrap();
         let validator = Arc::new(GatedValidator::default());
         let (revocations, _) = tokio::sync::mpsc::unbounded_channel();
+        let clock = Arc::new(SettableClock::new(1_800_000_000));
         let ra = Ra::new(RaParts {
             store: store.clone(),
             policy: Policy::default(),
@@ -109,7 +111,7 @@ impl TestRa {
             validator: Arc::clone(&validator) as Arc<dyn Validator>,
             issuer: Arc::new(issuer),
             runner: HsmRunner::new(2),
-            clock: Arc::new(SettableClock::new(1_800_000_000)),
+            clock: Arc::clone(&clock) as Arc<dyn crate::clock::Clock>,
             settings: RaSettings {
                 sync_wait: Duration::ZERO,
                 account_url_prefix: "https://ca.test/acme/acct/".into(),
@@ -142,6 +144,7 @@ impl TestRa {
             store,
             validator,
             account,
+            clock,
             _dir: dir,
         }
     }

@@ -333,6 +333,62 @@ impl Tx<'_> {
         Ok(())
     }
 
+    /// Up to `limit` records of a type whose keys follow `after` (all from the start when
+    /// `after` is empty), in key order: a table is walked in small steps.
+    pub fn page<T: Keyed>(&self, after: &str, limit: usize) -> Result<Vec<T>, StoreError> {
+        use std::ops::Bound;
+        let table = self.txn.open_table(T::TABLE).map_err(db_err)?;
+        let start = if after.is_empty() {
+            Bound::Unbounded
+        } else {
+            Bound::Excluded(after)
+        };
+        let mut out = Vec::new();
+        for entry in table
+            .range::<&str>((start, Bound::Unbounded))
+            .map_err(db_err)?
+            .take(limit)
+        {
+            let (_, value) = entry.map_err(db_err)?;
+            out.push(codec::decode(value.value())?);
+        }
+        Ok(out)
+    }
+
+    /// Removes an order and its place in its account's list.
+    pub fn remove_order(&mut self, order: &OrderRecord) -> Result<(), StoreError> {
+        self.delete::<OrderRecord>(&order.id)?;
+        let mut table = self
+            .txn
+            .open_multimap_table(ORDERS_BY_ACCOUNT)
+            .map_err(db_err)?;
+        table
+            .remove(order.account_id.as_str(), order.id.as_str())
+            .map_err(db_err)?;
+        Ok(())
+    }
+
+    /// Removes an authorization and its places in both indexes.
+    pub fn remove_authz(&mut self, authz: &AuthzRecord) -> Result<(), StoreError> {
+        self.delete::<AuthzRecord>(&authz.id)?;
+        let mut table = self
+            .txn
+            .open_multimap_table(AUTHZS_BY_ACCOUNT)
+            .map_err(db_err)?;
+        table
+            .remove(authz.account_id.as_str(), authz.id.as_str())
+            .map_err(db_err)?;
+        let mut table = self
+            .txn
+            .open_multimap_table(AUTHZS_BY_IDENTIFIER)
+            .map_err(db_err)?;
+        let key = identifier_key(&authz.account_id, &authz.identifier, authz.wildcard);
+        table
+            .remove(key.as_str(), authz.id.as_str())
+            .map_err(db_err)?;
+        Ok(())
+    }
+
     /// Every record of a type (for start-up recovery; tables of pending work are small).
     pub fn all<T: Keyed>(&self) -> Result<Vec<T>, StoreError> {
         let table = self.txn.open_table(T::TABLE).map_err(db_err)?;
