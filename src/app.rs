@@ -265,6 +265,14 @@ pub async fn serve(config: Config, overrides: ServeOverrides) -> Result<(), Star
         tracing::warn!(error = %e, "could not tell systemd that the service is ready");
     }
     tokio::spawn(prune_periodically(pruning_ra, stopped()));
+    if let Some(every) = token.keepalive_interval() {
+        tokio::spawn(keep_sessions_alive(
+            token.clone(),
+            runner.clone(),
+            every,
+            stopped(),
+        ));
+    }
     if let Some(interval) = watchdog_interval() {
         tokio::spawn(watchdog(interval, admin_reader));
     }
@@ -287,6 +295,31 @@ impl CrlSigning for PublisherCrls {
     }
 }
 
+/// Touches the token's idle sessions every `every` (the profile's `keepalive_secs`), on the
+/// issuance budget so it never competes with more than one signature's worth of work.
+async fn keep_sessions_alive(
+    token: Pkcs11Token,
+    runner: HsmRunner,
+    every: std::time::Duration,
+    shutdown: impl Future<Output = ()>,
+) {
+    tokio::pin!(shutdown);
+    let mut ticks = tokio::time::interval(every);
+    ticks.tick().await;
+    loop {
+        tokio::select! {
+            _ = ticks.tick() => {}
+            () = &mut shutdown => return,
+        }
+        let token = token.clone();
+        match runner.run(move || token.keepalive()).await {
+            Ok(0) => {}
+            Ok(dropped) => tracing::info!(dropped, "keep-alive dropped lost token sessions"),
+            Err(e) => tracing::warn!(error = %e, "token keep-alive failed"),
+        }
+    }
+}
+
 /// How often long-expired orders and authorizations are cleared away.
 const PRUNE_EVERY: std::time::Duration = std::time::Duration::from_secs(900);
 
@@ -302,7 +335,11 @@ async fn prune_periodically(ra: Ra, shutdown: impl Future<Output = ()>) {
         match ra.prune().await {
             Ok((0, 0)) => {}
             Ok((orders, authzs)) => {
-                tracing::info!(orders, authzs, "removed long-expired orders and authorizations");
+                tracing::info!(
+                    orders,
+                    authzs,
+                    "removed long-expired orders and authorizations"
+                );
             }
             Err(e) => tracing::warn!(error = %e, "pruning expired records failed"),
         }

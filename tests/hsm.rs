@@ -326,6 +326,41 @@ fn a_pin_refused_when_logging_in_again_is_never_tried_again() {
 }
 
 #[test]
+fn keep_alive_keeps_healthy_sessions_and_rebuilds_lost_ones() {
+    isolated(
+        "keep_alive_keeps_healthy_sessions_and_rebuilds_lost_ones",
+        |t| {
+            let token = t.open(3);
+            token.generate_key_pair("k", KeyType::EcdsaP256).unwrap();
+            let signer = Arc::new(token.signer("k", RsaPadding::Pkcs1).unwrap());
+            // Three threads at once leave three idle sessions behind.
+            let threads: Vec<_> = (0..3)
+                .map(|_| {
+                    let signer = Arc::clone(&signer);
+                    std::thread::spawn(move || signer.sign(b"warm").unwrap())
+                })
+                .collect();
+            for thread in threads {
+                thread.join().unwrap();
+            }
+            assert_eq!(token.keepalive().unwrap(), 0, "healthy sessions are kept");
+            // Every session closed behind the pool's back: keep-alive notices and recovers.
+            let rv = call_behind_the_pools_back(b"C_CloseAllSessions", Some(token.slot().id()));
+            assert_eq!(rv, 0, "C_CloseAllSessions returned {rv:#x}");
+            token.keepalive().unwrap();
+            signer.sign(b"after keep-alive").unwrap();
+            assert_eq!(token.keepalive().unwrap(), 0);
+            // The shipped profiles that ask for it, get it.
+            assert_eq!(
+                token.keepalive_interval(),
+                None,
+                "SoftHSM needs no keep-alive"
+            );
+        },
+    );
+}
+
+#[test]
 fn unknown_token_names_the_tokens_present() {
     isolated("unknown_token_names_the_tokens_present", |t| {
         let mut settings = t.settings(1);

@@ -287,6 +287,37 @@ impl SessionPool {
         self.returned.notify_one();
     }
 
+    /// Touches every idle session (C_GetSessionInfo), so that network HSMs that drop quiet
+    /// sessions keep them, and drops the ones that are gone; returns how many were dropped.
+    /// Sessions in use are busy enough.
+    pub(crate) fn keepalive(&self) -> Result<usize, TokenError> {
+        let (idle, generation) = {
+            let mut state = self.lock()?;
+            if let Some(anchor) = state.anchor.as_ref()
+                && anchor.get_session_info().is_err()
+            {
+                tracing::warn!(token = %self.token_label,
+                    "keep-alive: the anchor session is gone; logging in again");
+                self.rebuild_locked(&mut state)?;
+                return Ok(0);
+            }
+            (mem::take(&mut state.idle), state.generation)
+        };
+        let mut dropped = 0;
+        for session in idle {
+            match session.get_session_info() {
+                Ok(_) => self.checkin(session, generation),
+                Err(e) => {
+                    tracing::info!(token = %self.token_label, error = %describe(&e),
+                        "keep-alive: dropping a session the token no longer knows");
+                    self.discard(session, generation, false);
+                    dropped += 1;
+                }
+            }
+        }
+        Ok(dropped)
+    }
+
     /// Takes a broken session out of the pool. `close` only when its handle is still valid:
     /// a dead handle number may have been reused for a session we opened since.
     fn discard(&self, session: Session, generation: u64, close: bool) {

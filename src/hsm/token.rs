@@ -482,6 +482,19 @@ impl Pkcs11Token {
         Ok(())
     }
 
+    /// How often idle sessions should be touched, if the profile says they must be
+    /// (`[sessions] keepalive_secs`, for network HSMs that drop quiet sessions).
+    pub fn keepalive_interval(&self) -> Option<std::time::Duration> {
+        let secs = self.shared.profile.sessions.keepalive_secs;
+        (secs > 0).then(|| std::time::Duration::from_secs(secs))
+    }
+
+    /// Touches every idle session and drops those the token no longer knows; returns how
+    /// many were dropped. Blocking.
+    pub fn keepalive(&self) -> Result<usize, TokenError> {
+        self.shared.pool.keepalive()
+    }
+
     /// The module context; for tests that disturb the token behind the pool's back.
     pub fn module_context(&self) -> Pkcs11 {
         self.shared.pool.context().clone()
