@@ -1,0 +1,6 @@
+//! cargo-fuzz target `record`: see `hsm_acme::fuzzing::record` and fuzz/README.md.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| hsm_acme::fuzzing::record(data));
