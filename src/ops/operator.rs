@@ -18,7 +18,7 @@ use crate::clock::{Clock, rfc3339};
 use crate::error::Error;
 use crate::hsm::Sealer;
 use crate::policy::pattern::IdentifierPattern;
-use crate::ra::eab::{self, NewCredential, NewEabKey};
+use crate::ra::eab::{self, KeyState, NewCredential, NewEabKey};
 use crate::ra::{Revoker, check_reason, deactivate_account_in, revoke_in};
 use crate::store::{
     AccountRecord, CertRecord, CrlRecord, EabCredential, EabKeyRecord, OrderRecord, Store,
@@ -339,7 +339,7 @@ impl Operator {
                 key.kid,
                 key.profile,
                 key.credential.alg(),
-                key_state(key, now),
+                KeyState::of(key, now).as_str(),
                 key.bindings,
                 key.label.as_deref().unwrap_or("")
             ));
@@ -366,7 +366,7 @@ impl Operator {
             format!("kid:                  {}", key.kid),
             format!("profile:              {}", key.profile),
             format!("kind:                 {}", key_kind(&key)),
-            format!("state:                {}", key_state(&key, now)),
+            format!("state:                {}", KeyState::of(&key, now).as_str()),
             format!(
                 "label:                {}",
                 key.label.as_deref().unwrap_or("")
@@ -533,18 +533,6 @@ fn key_kind(key: &EabKeyRecord) -> String {
     }
 }
 
-fn key_state(key: &EabKeyRecord, now: u64) -> &'static str {
-    if key.revoked.is_some() {
-        "revoked"
-    } else if key.expires.is_some_and(|at| at <= now) {
-        "expired"
-    } else if !key.reusable && key.bindings > 0 {
-        "used"
-    } else {
-        "usable"
-    }
-}
-
 /// A key as scripts see it: everything but the secret.
 fn key_json(key: &EabKeyRecord, now: u64) -> Value {
     let (kind, public_jwk) = match &key.credential {
@@ -557,7 +545,7 @@ fn key_json(key: &EabKeyRecord, now: u64) -> Value {
         "kind": kind,
         "alg": key.credential.alg(),
         "public_jwk": public_jwk,
-        "state": key_state(key, now),
+        "state": KeyState::of(key, now).as_str(),
         "label": key.label,
         "reusable": key.reusable,
         "created": rfc3339(key.created),

@@ -8,6 +8,7 @@
 //! (`[validation] allow_networks`); `deny_networks` refuses more, and wins over both.
 
 use std::net::IpAddr;
+use std::sync::LazyLock;
 
 use ipnet::IpNet;
 
@@ -43,6 +44,14 @@ const SPECIAL_PURPOSE: &[&str] = &[
     "fe80::/10",
     "ff00::/8",
 ];
+
+/// [`SPECIAL_PURPOSE`], parsed once.
+static SPECIAL: LazyLock<Vec<IpNet>> = LazyLock::new(|| {
+    SPECIAL_PURPOSE
+        .iter()
+        .filter_map(|n| n.parse().ok())
+        .collect()
+});
 
 /// The validator's reach.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -83,10 +92,7 @@ impl NetworkPolicy {
         if self.allow.iter().any(|n| n.contains(&ip)) {
             return true;
         }
-        !SPECIAL_PURPOSE
-            .iter()
-            .filter_map(|n| n.parse::<IpNet>().ok())
-            .any(|n| n.contains(&ip))
+        !SPECIAL.iter().any(|n| n.contains(&ip))
     }
 }
 
@@ -104,6 +110,11 @@ mod tests {
 
     fn ip(text: &str) -> IpAddr {
         text.parse().unwrap()
+    }
+
+    #[test]
+    fn every_special_purpose_range_parses() {
+        assert_eq!(SPECIAL.len(), SPECIAL_PURPOSE.len());
     }
 
     #[test]

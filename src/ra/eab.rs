@@ -198,20 +198,55 @@ pub fn revoke_key_in(tx: &mut Tx<'_>, kid: &str, now: u64) -> Result<EabKeyRecor
     Ok(record)
 }
 
+/// Whether a key can bind another account.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyState {
+    /// It can.
+    Usable,
+    /// A single-use key that already bound its account.
+    Used,
+    /// Past `expires`.
+    Expired,
+    /// Revoked by the operator.
+    Revoked,
+}
+
+impl KeyState {
+    /// The state of `record` at `now`; revocation wins over expiry, expiry over use.
+    pub fn of(record: &EabKeyRecord, now: u64) -> Self {
+        if record.revoked.is_some() {
+            Self::Revoked
+        } else if record.expires.is_some_and(|at| at <= now) {
+            Self::Expired
+        } else if !record.reusable && record.bindings > 0 {
+            Self::Used
+        } else {
+            Self::Usable
+        }
+    }
+
+    /// Its name in listings.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Usable => "usable",
+            Self::Used => "used",
+            Self::Expired => "expired",
+            Self::Revoked => "revoked",
+        }
+    }
+}
+
 /// Why `record` may not bind another account at `now`, if it may not. Checked before the
 /// MAC and again inside the transaction that binds.
 fn binding_refused(record: &EabKeyRecord, now: u64) -> Option<String> {
-    if record.revoked.is_some() {
-        Some(format!("EAB key {:?} was revoked", record.kid))
-    } else if record.expires.is_some_and(|at| at <= now) {
-        Some(format!("EAB key {:?} has expired", record.kid))
-    } else if !record.reusable && record.bindings > 0 {
-        Some(format!(
-            "EAB key {:?} is for one account and is already bound",
-            record.kid
-        ))
-    } else {
-        None
+    let kid = &record.kid;
+    match KeyState::of(record, now) {
+        KeyState::Usable => None,
+        KeyState::Revoked => Some(format!("EAB key {kid:?} was revoked")),
+        KeyState::Expired => Some(format!("EAB key {kid:?} has expired")),
+        KeyState::Used => Some(format!(
+            "EAB key {kid:?} is for one account and is already bound"
+        )),
     }
 }
 

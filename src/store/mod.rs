@@ -272,21 +272,23 @@ impl Tx<'_> {
 
     /// Lists an authorization under its account, and under its account and identifier.
     pub fn link_authz(&mut self, authz: &AuthzRecord) -> Result<(), StoreError> {
-        let mut table = self
-            .txn
-            .open_multimap_table(AUTHZS_BY_ACCOUNT)
-            .map_err(db_err)?;
-        table
-            .insert(authz.account_id.as_str(), authz.id.as_str())
-            .map_err(db_err)?;
-        let mut table = self
-            .txn
-            .open_multimap_table(AUTHZS_BY_IDENTIFIER)
-            .map_err(db_err)?;
-        let key = identifier_key(&authz.account_id, &authz.identifier, authz.wildcard);
-        table
-            .insert(key.as_str(), authz.id.as_str())
-            .map_err(db_err)?;
+        self.index_authz(authz, true)
+    }
+
+    /// Adds (or removes) an authorization's entries in both authorization indexes.
+    fn index_authz(&mut self, authz: &AuthzRecord, add: bool) -> Result<(), StoreError> {
+        let by_identifier = identifier_key(&authz.account_id, &authz.identifier, authz.wildcard);
+        for (index, key) in [
+            (AUTHZS_BY_ACCOUNT, authz.account_id.as_str()),
+            (AUTHZS_BY_IDENTIFIER, by_identifier.as_str()),
+        ] {
+            let mut table = self.txn.open_multimap_table(index).map_err(db_err)?;
+            if add {
+                table.insert(key, authz.id.as_str()).map_err(db_err)?;
+            } else {
+                table.remove(key, authz.id.as_str()).map_err(db_err)?;
+            }
+        }
         Ok(())
     }
 
@@ -371,33 +373,12 @@ impl Tx<'_> {
     /// Removes an authorization and its places in both indexes.
     pub fn remove_authz(&mut self, authz: &AuthzRecord) -> Result<(), StoreError> {
         self.delete::<AuthzRecord>(&authz.id)?;
-        let mut table = self
-            .txn
-            .open_multimap_table(AUTHZS_BY_ACCOUNT)
-            .map_err(db_err)?;
-        table
-            .remove(authz.account_id.as_str(), authz.id.as_str())
-            .map_err(db_err)?;
-        let mut table = self
-            .txn
-            .open_multimap_table(AUTHZS_BY_IDENTIFIER)
-            .map_err(db_err)?;
-        let key = identifier_key(&authz.account_id, &authz.identifier, authz.wildcard);
-        table
-            .remove(key.as_str(), authz.id.as_str())
-            .map_err(db_err)?;
-        Ok(())
+        self.index_authz(authz, false)
     }
 
     /// Every record of a type (for start-up recovery; tables of pending work are small).
     pub fn all<T: Keyed>(&self) -> Result<Vec<T>, StoreError> {
-        let table = self.txn.open_table(T::TABLE).map_err(db_err)?;
-        let mut out = Vec::new();
-        for entry in table.iter().map_err(db_err)? {
-            let (_, value) = entry.map_err(db_err)?;
-            out.push(codec::decode(value.value())?);
-        }
-        Ok(out)
+        decode_all(&self.txn.open_table(T::TABLE).map_err(db_err)?)
     }
 }
 
@@ -428,13 +409,7 @@ impl StoreReader {
     /// Every record of a type, in key order (operator listings).
     pub fn all<T: Keyed>(&self) -> Result<Vec<T>, StoreError> {
         let txn = self.db.begin_read().map_err(db_err)?;
-        let table = txn.open_table(T::TABLE).map_err(db_err)?;
-        let mut out = Vec::new();
-        for entry in table.iter().map_err(db_err)? {
-            let (_, value) = entry.map_err(db_err)?;
-            out.push(codec::decode(value.value())?);
-        }
-        Ok(out)
+        decode_all(&txn.open_table(T::TABLE).map_err(db_err)?)
     }
 
     /// Serials of an account's certificates.
@@ -470,28 +445,36 @@ impl StoreReader {
 /// when the file is first opened by a version that has it; a meta flag records it.
 fn index_old_authorizations(txn: &WriteTransaction) -> Result<(), StoreError> {
     const FLAG: &str = "authz_identifier_index";
-    let mut meta = txn.open_table(META).map_err(db_err)?;
-    if meta.get(FLAG).map_err(db_err)?.is_some() {
+    if txn
+        .open_table(META)
+        .map_err(db_err)?
+        .get(FLAG)
+        .map_err(db_err)?
+        .is_some()
+    {
         return Ok(());
     }
-    let authzs = txn.open_table(AUTHZS).map_err(db_err)?;
-    let mut by_account = txn.open_multimap_table(AUTHZS_BY_ACCOUNT).map_err(db_err)?;
-    let mut by_identifier = txn
-        .open_multimap_table(AUTHZS_BY_IDENTIFIER)
-        .map_err(db_err)?;
-    for entry in authzs.iter().map_err(db_err)? {
-        let (_, value) = entry.map_err(db_err)?;
-        let authz: AuthzRecord = codec::decode(value.value())?;
-        by_account
-            .insert(authz.account_id.as_str(), authz.id.as_str())
-            .map_err(db_err)?;
-        let key = identifier_key(&authz.account_id, &authz.identifier, authz.wildcard);
-        by_identifier
-            .insert(key.as_str(), authz.id.as_str())
-            .map_err(db_err)?;
+    let mut tx = Tx { txn };
+    for authz in tx.all::<AuthzRecord>()? {
+        tx.link_authz(&authz)?;
     }
-    meta.insert(FLAG, 1).map_err(db_err)?;
+    txn.open_table(META)
+        .map_err(db_err)?
+        .insert(FLAG, 1)
+        .map_err(db_err)?;
     Ok(())
+}
+
+/// Every record in `table`, decoded.
+fn decode_all<T: Keyed>(
+    table: &impl ReadableTable<&'static str, &'static [u8]>,
+) -> Result<Vec<T>, StoreError> {
+    let mut out = Vec::new();
+    for entry in table.iter().map_err(db_err)? {
+        let (_, value) = entry.map_err(db_err)?;
+        out.push(codec::decode(value.value())?);
+    }
+    Ok(out)
 }
 
 fn identifier_key(

@@ -107,33 +107,16 @@ impl RawClient {
         body: Vec<u8>,
         content_type: &str,
     ) -> Answer {
-        let tcp = TcpStream::connect(("127.0.0.1", self.port)).await.unwrap();
-        let name = ServerName::try_from("127.0.0.1").unwrap();
-        let tls = self.connector.connect(name, tcp).await.unwrap();
-        let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
-            .await
-            .unwrap();
-        tokio::spawn(connection);
-        let request = Request::builder()
-            .method(method)
-            .uri(url)
-            .header("host", format!("127.0.0.1:{}", self.port))
-            .header("content-type", content_type)
-            .body(Full::new(Bytes::from(body)))
-            .unwrap();
-        let response = sender.send_request(request).await.unwrap();
-        let status = response.status();
-        let headers = response.headers().clone();
-        let body = response.into_body().collect().await.unwrap().to_bytes();
-        Answer {
-            status,
-            headers,
-            body: body.to_vec(),
-        }
+        self.exchange(method, url, Some((body, content_type))).await
     }
 
-    /// Sends one request on a fresh connection.
+    /// Sends one request on a fresh connection; a body goes as `application/jose+json`.
     pub async fn send(&self, method: Method, url: &str, body: Option<Vec<u8>>) -> Answer {
+        let body = body.map(|b| (b, "application/jose+json"));
+        self.exchange(method, url, body).await
+    }
+
+    async fn exchange(&self, method: Method, url: &str, body: Option<(Vec<u8>, &str)>) -> Answer {
         let tcp = TcpStream::connect(("127.0.0.1", self.port)).await.unwrap();
         let name = ServerName::try_from("127.0.0.1").unwrap();
         let tls = self.connector.connect(name, tcp).await.unwrap();
@@ -141,23 +124,19 @@ impl RawClient {
             .await
             .unwrap();
         tokio::spawn(connection);
-        let builder = Request::builder()
+        let mut builder = Request::builder()
             .method(method)
             .uri(url)
             .header("host", format!("127.0.0.1:{}", self.port));
-        let response = match body {
-            Some(body) => {
-                let request = builder
-                    .header("content-type", "application/jose+json")
-                    .body(Full::new(Bytes::from(body)))
-                    .unwrap();
-                sender.send_request(request).await.unwrap()
+        let body = match body {
+            Some((body, content_type)) => {
+                builder = builder.header("content-type", content_type);
+                Bytes::from(body)
             }
-            None => {
-                let request = builder.body(Full::new(Bytes::new())).unwrap();
-                sender.send_request(request).await.unwrap()
-            }
+            None => Bytes::new(),
         };
+        let request = builder.body(Full::new(body)).unwrap();
+        let response = sender.send_request(request).await.unwrap();
         let status = response.status();
         let headers = response.headers().clone();
         let body = response.into_body().collect().await.unwrap().to_bytes();
