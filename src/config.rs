@@ -159,6 +159,8 @@ struct RawRateLimits {
     accounts_per_ip: Option<RateLimit>,
     orders_per_account: Option<RateLimit>,
     identifiers_per_order: Option<usize>,
+    pending_orders_per_account: Option<usize>,
+    pending_authorizations_per_account: Option<usize>,
 }
 
 #[derive(Deserialize)]
@@ -485,6 +487,18 @@ impl Config {
                         )));
                     }
                 },
+                pending_orders_per_account: quota(
+                    "pending_orders_per_account",
+                    r.pending_orders_per_account,
+                    defaults.pending_orders_per_account,
+                )
+                .map_err(err)?,
+                pending_authorizations_per_account: quota(
+                    "pending_authorizations_per_account",
+                    r.pending_authorizations_per_account,
+                    defaults.pending_authorizations_per_account,
+                )
+                .map_err(err)?,
             },
         };
         let mut labels = BTreeSet::new();
@@ -785,6 +799,15 @@ impl fmt::Display for CaIssuer {
             Self::Ca(name) => write!(f, "signed by {name:?}"),
             Self::External => f.write_str("signed by an external CA"),
         }
+    }
+}
+
+/// A quota of `[rate_limits]`: 1..=100000 open items.
+fn quota(name: &str, value: Option<usize>, default: usize) -> Result<usize, String> {
+    match value {
+        None => Ok(default),
+        Some(n @ 1..=100_000) => Ok(n),
+        Some(n) => Err(format!("[rate_limits] {name} = {n} is not 1..=100000")),
     }
 }
 

@@ -277,6 +277,90 @@ async fn rate_limits_answer_rate_limited_with_retry_after_and_survive_a_restart(
     assert!(limited(&refused), "{refused:?}");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn quotas_cap_what_an_account_holds_open_and_finishing_frees_a_place() {
+    use common::raw::RawClient;
+    use hyper::StatusCode;
+    use serde_json::json;
+
+    let s = setup(
+        "\n[rate_limits]\npending_orders_per_account = 2\n\
+         pending_authorizations_per_account = 3\n",
+    )
+    .await;
+    let port = free_port();
+    let server = s.start(port);
+    let mut client = RawClient::new(&s.root(), port);
+    client.register().await;
+    let order_of = |names: &[&str]| {
+        let identifiers: Vec<_> = names
+            .iter()
+            .map(|n| json!({"type": "dns", "value": n}))
+            .collect();
+        json!({ "identifiers": identifiers })
+    };
+    let new_order = client.url("/acme/new-order");
+    let first = client
+        .post(
+            &new_order,
+            Some(&order_of(&["a.quota.test", "b.quota.test"])),
+        )
+        .await;
+    assert_eq!(first.status, StatusCode::CREATED, "{first:?}");
+    let second = client
+        .post(&new_order, Some(&order_of(&["c.quota.test"])))
+        .await;
+    assert_eq!(second.status, StatusCode::CREATED, "{second:?}");
+
+    // Three pending authorizations and two pending orders: the next one is refused, and the
+    // refusal creates nothing.
+    let refused = client
+        .post(&new_order, Some(&order_of(&["d.quota.test"])))
+        .await;
+    assert_eq!(refused.status, StatusCode::TOO_MANY_REQUESTS, "{refused:?}");
+    let problem = refused.json();
+    assert_eq!(problem["type"], "urn:ietf:params:acme:error:rateLimited");
+    assert!(
+        problem["detail"].as_str().unwrap().contains("pending"),
+        "{problem}"
+    );
+    let wait: u64 = refused.header("retry-after").unwrap().parse().unwrap();
+    assert!(wait > 0 && wait <= 7 * 86_400, "Retry-After {wait}");
+
+    // Deactivating one authorization of the first order frees an authorization and, as that
+    // order is now invalid, an order.
+    let authz_url = first.json()["authorizations"][0]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let deactivated = client
+        .post(&authz_url, Some(&json!({"status": "deactivated"})))
+        .await;
+    assert_eq!(deactivated.status, StatusCode::OK, "{deactivated:?}");
+    let third = client
+        .post(&new_order, Some(&order_of(&["d.quota.test"])))
+        .await;
+    assert_eq!(third.status, StatusCode::CREATED, "{third:?}");
+    let refused = client
+        .post(&new_order, Some(&order_of(&["e.quota.test"])))
+        .await;
+    assert_eq!(refused.status, StatusCode::TOO_MANY_REQUESTS, "{refused:?}");
+
+    // Another account has its own quota, and a restart forgets nothing.
+    let mut other = RawClient::new(&s.root(), port);
+    other.register().await;
+    let own = other
+        .post(&new_order, Some(&order_of(&["f.quota.test"])))
+        .await;
+    assert_eq!(own.status, StatusCode::CREATED, "{own:?}");
+    server.kill();
+    let _server = s.start(port);
+    let refused = client
+        .post(&new_order, Some(&order_of(&["e.quota.test"])))
+        .await;
+    assert_eq!(refused.status, StatusCode::TOO_MANY_REQUESTS, "{refused:?}");
+}
+
 /// newOrder for one name numbered `n`.
 async fn new_order(client: &common::raw::RawClient, n: usize) -> common::raw::Answer {
     let payload =

@@ -98,7 +98,22 @@ impl Ra {
         if let Some(kid) = prevalidated {
             super::order::prevalidate(&mut authz, &kid);
         }
+        let quota = self
+            .inner
+            .settings
+            .limits
+            .pending_authorizations_per_account;
         self.write(move |tx| {
+            if authz.status == AuthorizationStatus::Pending {
+                super::quota::admit(
+                    tx,
+                    super::quota::Quota::PendingAuthorizations,
+                    quota,
+                    &authz.account_id,
+                    [(authz.id.clone(), authz.expires)],
+                    now,
+                )?;
+            }
             tx.put(&authz)?;
             tx.link_authz(&authz)?;
             Ok(authz)

@@ -1,4 +1,5 @@
-//! Rate limits: new accounts per client address, new orders per account. Each limit is a
+//! Rate limits: new accounts per client address, new orders per account (quotas on what an
+//! account holds open are in `quota`). Each limit is a
 //! generic cell rate algorithm (GCRA, as Boulder's limits): one stored "theoretical arrival
 //! time" per subject, spent in the same transaction as the change it limits, so limits
 //! survive a restart and two racing requests cannot both take the last slot.
@@ -46,6 +47,10 @@ pub struct RateLimits {
     pub orders_per_account: RateLimit,
     /// Identifiers one order may carry (each costs an authorization and a validation).
     pub identifiers_per_order: usize,
+    /// Orders one account may hold `pending` at once.
+    pub pending_orders_per_account: usize,
+    /// Authorizations one account may hold `pending` at once.
+    pub pending_authorizations_per_account: usize,
 }
 
 impl Default for RateLimits {
@@ -60,6 +65,8 @@ impl Default for RateLimits {
                 hours: 1,
             },
             identifiers_per_order: 50,
+            pending_orders_per_account: 300,
+            pending_authorizations_per_account: 1000,
         }
     }
 }

@@ -12,6 +12,7 @@ mod finalize;
 pub mod limits;
 mod order;
 pub mod prune;
+mod quota;
 mod recover;
 mod renewal;
 mod revoke;

@@ -1,5 +1,6 @@
 //! Orders and their derived status (RFC 8555 §7.1.3, §7.1.6, §7.4).
 
+use super::quota::{self, Quota};
 use super::{Ra, eab, limits, owned};
 use crate::acme::problem::ProblemType;
 use crate::acme::{
@@ -227,7 +228,7 @@ impl Ra {
             replaces: request.replaces.clone(),
         };
         let reuse = self.inner.settings.authz_reuse.as_secs();
-        let orders_per_account = self.inner.settings.limits.orders_per_account;
+        let limits = self.inner.settings.limits;
         let ra = self.clone();
         self.write(move |tx| {
             // The account may have been deactivated since its request was verified.
@@ -238,11 +239,12 @@ impl Ra {
                     format!("account is {}", owner.status),
                 ));
             }
-            limits::spend(tx, "new orders", orders_per_account, &owner.id, now)?;
+            limits::spend(tx, "new orders", limits.orders_per_account, &owner.id, now)?;
             if let Some(cert_id) = &order.replaces {
                 ra.mark_replaced(tx, &order, cert_id)?;
             }
             let mut used = Vec::with_capacity(authzs.len());
+            let mut opened = Vec::new();
             for fresh in authzs {
                 let reusable = if fresh.prevalidated_by.is_some() {
                     None
@@ -261,6 +263,9 @@ impl Ra {
                     None => {
                         tx.put(&fresh)?;
                         tx.link_authz(&fresh)?;
+                        if fresh.status == AuthorizationStatus::Pending {
+                            opened.push((fresh.id.clone(), fresh.expires));
+                        }
                         used.push(fresh);
                     }
                 }
@@ -270,6 +275,22 @@ impl Ra {
             if let Some(first) = used.iter().map(|a| a.expires).min() {
                 order.expires = order.expires.min(first);
             }
+            quota::admit(
+                tx,
+                Quota::PendingAuthorizations,
+                limits.pending_authorizations_per_account,
+                &owner.id,
+                opened,
+                now,
+            )?;
+            quota::admit(
+                tx,
+                Quota::PendingOrders,
+                limits.pending_orders_per_account,
+                &owner.id,
+                [(order.id.clone(), order.expires)],
+                now,
+            )?;
             tx.put(&order)?;
             tx.link_order(&order.account_id, &order.id)?;
             Ok(derive(order, &used, now))

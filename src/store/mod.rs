@@ -4,13 +4,19 @@
 //! caller reads, checks (compare-and-set on status) and writes; the transaction commits with
 //! immediate durability only if the closure succeeds. Reads go through [`StoreReader`], which
 //! the front end holds. All calls block: run them on blocking threads.
+//!
+//! A storage fault (a full disk, an I/O error) fails the request that met it with
+//! [`StoreError::Unavailable`] (503 with `Retry-After` at the edge); redb then refuses every
+//! later operation until the file is reopened, so the store reopens it, and the state is the
+//! last commit that succeeded.
 
 mod codec;
 pub mod record;
 mod tables;
 
-use std::path::Path;
-use std::sync::Arc;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, PoisonError, RwLock};
+use std::time::{Duration, Instant};
 
 use redb::{
     Database, ReadableDatabase, ReadableMultimapTable, ReadableTable, TableDefinition,
@@ -21,7 +27,8 @@ use serde::de::DeserializeOwned;
 
 pub use record::{
     AccountRecord, AuthzRecord, BlockedKey, CertRecord, ChallengeRecord, CrlRecord, EabCredential,
-    EabKeyRecord, IssuanceIntent, OrderRecord, RateLimitRecord, Revocation, ValidationInFlight,
+    EabKeyRecord, IssuanceIntent, OpenItem, OrderRecord, QuotaLedger, RateLimitRecord, Revocation,
+    ValidationInFlight,
 };
 use tables::*;
 
@@ -30,9 +37,12 @@ use crate::error::Error;
 /// A storage failure.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    /// redb failed (I/O, corruption, …).
+    /// redb failed (corruption, a bug, …).
     #[error("database: {0}")]
     Database(String),
+    /// The state file cannot be read or written now (a full disk, an I/O error): retryable.
+    #[error("state file unavailable: {0}")]
+    Unavailable(String),
     /// A record could not be encoded or decoded.
     #[error("record encoding: {0}")]
     Codec(String),
@@ -48,12 +58,23 @@ pub enum StoreError {
 
 impl From<StoreError> for Error {
     fn from(e: StoreError) -> Self {
-        Self::internal(format!("store: {e}"))
+        match e {
+            StoreError::Unavailable(_) => Self::unavailable(format!("store: {e}")),
+            other => Self::internal(format!("store: {other}")),
+        }
     }
 }
 
-fn db_err(e: impl std::fmt::Display) -> StoreError {
-    StoreError::Database(e.to_string())
+/// Sorts redb's failures: those of the storage under it are retryable, the rest are not.
+fn db_err(e: impl Into<redb::Error>) -> StoreError {
+    match e.into() {
+        e @ (redb::Error::Io(_)
+        | redb::Error::PreviousIo
+        | redb::Error::DatabaseClosed
+        | redb::Error::Backend(_)
+        | redb::Error::DatabaseAlreadyOpen) => StoreError::Unavailable(e.to_string()),
+        e => StoreError::Database(e.to_string()),
+    }
 }
 
 /// A record kept in its own table under a string key.
@@ -86,17 +107,86 @@ keyed!(BlockedKey, BLOCKED_KEYS, spki_sha256);
 keyed!(CrlRecord, CRLS, ca);
 keyed!(EabKeyRecord, EAB_KEYS, kid);
 keyed!(RateLimitRecord, RATE_LIMITS, key);
+keyed!(QuotaLedger, QUOTAS, key);
 
 /// Read-write access to the state file.
 #[derive(Debug, Clone)]
 pub struct Store {
-    db: Arc<Database>,
+    file: Arc<StateFile>,
 }
 
 /// Read-only access, for the front end.
 #[derive(Debug, Clone)]
 pub struct StoreReader {
-    db: Arc<Database>,
+    file: Arc<StateFile>,
+}
+
+/// The open database, shared by the writer and the readers, and reopened after a fault.
+#[derive(Debug)]
+struct StateFile {
+    path: PathBuf,
+    slot: RwLock<Slot>,
+}
+
+#[derive(Debug)]
+struct Slot {
+    /// `None` from a fault until a reopen succeeds.
+    db: Option<Arc<Database>>,
+    /// The last reopen attempt, so a disk that stays broken is not hammered.
+    last_attempt: Option<Instant>,
+}
+
+/// How often a broken state file is tried again.
+const REOPEN_INTERVAL: Duration = Duration::from_millis(200);
+
+impl StateFile {
+    /// The open database, reopening it if a fault closed it.
+    fn db(&self) -> Result<Arc<Database>, StoreError> {
+        if let Some(db) = &self.slot.read().unwrap_or_else(PoisonError::into_inner).db {
+            return Ok(Arc::clone(db));
+        }
+        let mut slot = self.slot.write().unwrap_or_else(PoisonError::into_inner);
+        if let Some(db) = &slot.db {
+            return Ok(Arc::clone(db));
+        }
+        if slot
+            .last_attempt
+            .is_some_and(|at| at.elapsed() < REOPEN_INTERVAL)
+        {
+            return Err(StoreError::Unavailable(
+                "the state file is being reopened after a storage fault".into(),
+            ));
+        }
+        slot.last_attempt = Some(Instant::now());
+        // Fails with `DatabaseAlreadyOpen` while a request still holds the faulted handle;
+        // the next attempt, once it has let go, succeeds.
+        let db = Arc::new(Database::create(&self.path).map_err(db_err)?);
+        tracing::warn!(path = %self.path.display(), "state file reopened after a storage fault");
+        slot.db = Some(Arc::clone(&db));
+        Ok(db)
+    }
+
+    /// Takes a database that met a storage fault out of use: redb answers `PreviousIo` to
+    /// everything after an I/O error until it is closed, which happens when the last request
+    /// holding it lets go.
+    fn retire(&self, failed: &Arc<Database>, cause: &StoreError) {
+        let mut slot = self.slot.write().unwrap_or_else(PoisonError::into_inner);
+        if slot.db.as_ref().is_some_and(|db| Arc::ptr_eq(db, failed)) {
+            tracing::error!(path = %self.path.display(), error = %cause, "storage fault; reopening the state file");
+            slot.db = None;
+            slot.last_attempt = None;
+        }
+    }
+
+    /// Runs a read on the database, retiring it if the read met a storage fault.
+    fn read<R>(&self, f: impl FnOnce(&Database) -> Result<R, StoreError>) -> Result<R, StoreError> {
+        let db = self.db()?;
+        let result = f(&db);
+        if let Err(e @ StoreError::Unavailable(_)) = &result {
+            self.retire(&db, e);
+        }
+        result
+    }
 }
 
 impl Store {
@@ -135,6 +225,7 @@ impl Store {
                 CRLS,
                 EAB_KEYS,
                 RATE_LIMITS,
+                QUOTAS,
             ] {
                 txn.open_table(table).map_err(db_err)?;
             }
@@ -149,33 +240,64 @@ impl Store {
         }
         index_old_authorizations(&txn)?;
         txn.commit().map_err(db_err)?;
-        Ok(Self { db: Arc::new(db) })
+        Ok(Self {
+            file: Arc::new(StateFile {
+                path: path.to_owned(),
+                slot: RwLock::new(Slot {
+                    db: Some(Arc::new(db)),
+                    last_attempt: None,
+                }),
+            }),
+        })
     }
 
     /// A read-only handle.
     pub fn reader(&self) -> StoreReader {
         StoreReader {
-            db: Arc::clone(&self.db),
+            file: Arc::clone(&self.file),
         }
     }
 
     /// Runs `f` in one write transaction; commits (durably) only when it returns `Ok`.
+    ///
+    /// A failed commit leaves the file as it was before the transaction (redb commits by
+    /// switching a header slot); its error is `Unavailable`, and the database is reopened, as
+    /// redb requires after a failed commit.
     pub fn write<R>(&self, f: impl FnOnce(&mut Tx<'_>) -> Result<R, Error>) -> Result<R, Error> {
-        let txn = self.db.begin_write().map_err(db_err)?;
+        let db = self.file.db()?;
+        let txn = match db.begin_write().map_err(db_err) {
+            Ok(txn) => txn,
+            Err(e) => return Err(self.fault(&db, e)),
+        };
         let result = {
             let mut tx = Tx { txn: &txn };
             f(&mut tx)
         };
         match result {
-            Ok(value) => {
-                txn.commit().map_err(db_err)?;
-                Ok(value)
-            }
-            Err(e) => {
-                txn.abort().map_err(db_err)?;
-                Err(e)
-            }
+            Ok(value) => match txn.commit() {
+                Ok(()) => Ok(value),
+                Err(e) => {
+                    let e = match db_err(e) {
+                        StoreError::Database(detail) => StoreError::Unavailable(detail),
+                        other => other,
+                    };
+                    Err(self.fault(&db, e))
+                }
+            },
+            // Abort checks redb's fault latch, so a closure that failed because the storage did
+            // is told apart from one that refused the change.
+            Err(e) => match txn.abort().map_err(db_err) {
+                Ok(()) => Err(e),
+                Err(fault) => Err(self.fault(&db, fault)),
+            },
         }
+    }
+
+    fn fault(&self, db: &Arc<Database>, e: StoreError) -> Error {
+        if matches!(e, StoreError::Unavailable(_)) {
+            self.file.retire(db, &e);
+        }
+        e.into()
     }
 }
 
@@ -385,59 +507,73 @@ impl Tx<'_> {
 impl StoreReader {
     /// Reads a record.
     pub fn get<T: Keyed>(&self, key: &str) -> Result<Option<T>, StoreError> {
-        let txn = self.db.begin_read().map_err(db_err)?;
-        let table = txn.open_table(T::TABLE).map_err(db_err)?;
-        let value = table.get(key).map_err(db_err)?;
-        value.map(|v| codec::decode(v.value())).transpose()
+        self.file.read(|db| {
+            let txn = db.begin_read().map_err(db_err)?;
+            let table = txn.open_table(T::TABLE).map_err(db_err)?;
+            let value = table.get(key).map_err(db_err)?;
+            value.map(|v| codec::decode(v.value())).transpose()
+        })
     }
 
     /// The account id registered for a key thumbprint.
     pub fn account_by_key(&self, thumbprint: &str) -> Result<Option<String>, StoreError> {
-        let txn = self.db.begin_read().map_err(db_err)?;
-        let table = txn.open_table(ACCOUNT_BY_KEY).map_err(db_err)?;
-        let value = table.get(thumbprint).map_err(db_err)?;
-        Ok(value.map(|v| v.value().to_owned()))
+        self.file.read(|db| {
+            let txn = db.begin_read().map_err(db_err)?;
+            let table = txn.open_table(ACCOUNT_BY_KEY).map_err(db_err)?;
+            let value = table.get(thumbprint).map_err(db_err)?;
+            Ok(value.map(|v| v.value().to_owned()))
+        })
     }
 
     /// Ids of an account's orders, in key order.
     pub fn orders_of(&self, account_id: &str) -> Result<Vec<String>, StoreError> {
-        let txn = self.db.begin_read().map_err(db_err)?;
-        let table = txn.open_multimap_table(ORDERS_BY_ACCOUNT).map_err(db_err)?;
-        collect_values(table.get(account_id).map_err(db_err)?)
+        self.file.read(|db| {
+            let txn = db.begin_read().map_err(db_err)?;
+            let table = txn.open_multimap_table(ORDERS_BY_ACCOUNT).map_err(db_err)?;
+            collect_values(table.get(account_id).map_err(db_err)?)
+        })
     }
 
     /// Every record of a type, in key order (operator listings).
     pub fn all<T: Keyed>(&self) -> Result<Vec<T>, StoreError> {
-        let txn = self.db.begin_read().map_err(db_err)?;
-        decode_all(&txn.open_table(T::TABLE).map_err(db_err)?)
+        self.file.read(|db| {
+            let txn = db.begin_read().map_err(db_err)?;
+            decode_all(&txn.open_table(T::TABLE).map_err(db_err)?)
+        })
     }
 
     /// Serials of an account's certificates.
     pub fn certs_of(&self, account_id: &str) -> Result<Vec<String>, StoreError> {
-        let txn = self.db.begin_read().map_err(db_err)?;
-        let table = txn.open_multimap_table(CERTS_BY_ACCOUNT).map_err(db_err)?;
-        collect_values(table.get(account_id).map_err(db_err)?)
+        self.file.read(|db| {
+            let txn = db.begin_read().map_err(db_err)?;
+            let table = txn.open_multimap_table(CERTS_BY_ACCOUNT).map_err(db_err)?;
+            collect_values(table.get(account_id).map_err(db_err)?)
+        })
     }
 
     /// Ids of the accounts an EAB key bound.
     pub fn accounts_of_eab(&self, kid: &str) -> Result<Vec<String>, StoreError> {
-        let txn = self.db.begin_read().map_err(db_err)?;
-        let table = txn.open_multimap_table(ACCOUNTS_BY_EAB).map_err(db_err)?;
-        collect_values(table.get(kid).map_err(db_err)?)
+        self.file.read(|db| {
+            let txn = db.begin_read().map_err(db_err)?;
+            let table = txn.open_multimap_table(ACCOUNTS_BY_EAB).map_err(db_err)?;
+            collect_values(table.get(kid).map_err(db_err)?)
+        })
     }
 
     /// Every revoked certificate of a CA, read in one snapshot.
     pub fn revoked_of(&self, ca: &str) -> Result<Vec<CertRecord>, StoreError> {
-        let txn = self.db.begin_read().map_err(db_err)?;
-        let index = txn.open_multimap_table(REVOKED_BY_CA).map_err(db_err)?;
-        let certs = txn.open_table(CERTS).map_err(db_err)?;
-        let mut out = Vec::new();
-        for serial in collect_values(index.get(ca).map_err(db_err)?)? {
-            if let Some(value) = certs.get(serial.as_str()).map_err(db_err)? {
-                out.push(codec::decode(value.value())?);
+        self.file.read(|db| {
+            let txn = db.begin_read().map_err(db_err)?;
+            let index = txn.open_multimap_table(REVOKED_BY_CA).map_err(db_err)?;
+            let certs = txn.open_table(CERTS).map_err(db_err)?;
+            let mut out = Vec::new();
+            for serial in collect_values(index.get(ca).map_err(db_err)?)? {
+                if let Some(value) = certs.get(serial.as_str()).map_err(db_err)? {
+                    out.push(codec::decode(value.value())?);
+                }
             }
-        }
-        Ok(out)
+            Ok(out)
+        })
     }
 }
 

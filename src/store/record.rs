@@ -112,6 +112,24 @@ pub struct RateLimitRecord {
     pub tat_ms: u64,
 }
 
+/// What one account holds open against one quota (`ra::quota`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QuotaLedger {
+    /// `<quota name> NUL <account id>`.
+    pub key: String,
+    /// The items opened and not yet seen finished or expired.
+    pub open: Vec<OpenItem>,
+}
+
+/// One entry of a [`QuotaLedger`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OpenItem {
+    /// Order or authorization id.
+    pub id: String,
+    /// Its expiry, Unix seconds.
+    pub expires: u64,
+}
+
 /// An order (RFC 8555 §7.1.3).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct OrderRecord {

@@ -55,5 +55,8 @@ pub(crate) const ACCOUNTS_BY_EAB: MultimapTableDefinition<'_, &str, &str> =
 pub(crate) const RATE_LIMITS: TableDefinition<'_, &str, &[u8]> =
     TableDefinition::new("rate_limits");
 
+/// `<quota> NUL <account id>` → QuotaLedger.
+pub(crate) const QUOTAS: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("quotas");
+
 /// The schema this build writes.
 pub(crate) const SCHEMA_VERSION: u64 = 1;
