@@ -2,7 +2,7 @@
 # Installs what is missing (Debian/Ubuntu, as root) and finds the SoftHSM module.
 
 # Debian packages needed to build and run hsm-acme against SoftHSM.
-HSM_ACME_PACKAGES="softhsm2 opensc openssl ca-certificates pkg-config libssl-dev build-essential"
+HSM_ACME_PACKAGES="softhsm2 opensc openssl ca-certificates pkg-config libssl-dev build-essential publicsuffix"
 
 # ensure_packages PKG...: installs the packages that are not installed yet.
 ensure_packages() {

@@ -21,6 +21,7 @@ use crate::config::{CaIssuer, Config, ServerConfig};
 use crate::hsm::{HsmRunner, KeyType, Pkcs11Token, RsaPadding, Sealer, Signer};
 use crate::ops::operator::{CrlSigning, Operator};
 use crate::policy::Policy;
+use crate::policy::suffix::SuffixList;
 use crate::publish::{CrlAuthority, Publisher};
 use crate::ra::{Ra, RaParts, RaSettings};
 use crate::store::Store;
@@ -131,6 +132,22 @@ pub async fn serve(config: Config, overrides: ServeOverrides) -> Result<(), Star
         }
         None => None,
     };
+    let suffixes = match &config.public_suffix_list {
+        Some(path) => SuffixList::load(path),
+        None => SuffixList::system(),
+    }
+    .map_err(StartError)?;
+    if config.rate_limits.certificates_per_domain.is_some() {
+        match suffixes.source() {
+            Some(path) => {
+                let list = path.display();
+                tracing::info!(%list, "registered domains by the public suffix list");
+            }
+            None => tracing::warn!(
+                "no public suffix list installed; registered domains are the last two labels"
+            ),
+        }
+    }
     let urls = crate::wfe::Urls::new(&server.base_url());
     let ra = Ra::new(RaParts {
         store,
@@ -146,6 +163,7 @@ pub async fn serve(config: Config, overrides: ServeOverrides) -> Result<(), Star
             eab_required: acme.eab_required,
             new_account_url: urls.acme("new-account"),
             limits: config.rate_limits,
+            suffixes: Arc::new(suffixes),
             pre_authorization: acme.pre_authorization,
             authz_reuse: acme.authz_reuse,
             caa_recheck_age: acme.caa_recheck,

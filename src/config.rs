@@ -161,6 +161,8 @@ struct RawRateLimits {
     identifiers_per_order: Option<usize>,
     pending_orders_per_account: Option<usize>,
     pending_authorizations_per_account: Option<usize>,
+    certificates_per_domain: Option<RateLimit>,
+    public_suffix_list: Option<PathBuf>,
 }
 
 #[derive(Deserialize)]
@@ -335,6 +337,8 @@ pub struct Config {
     pub sealing_key: Option<String>,
     /// Rate limits.
     pub rate_limits: RateLimits,
+    /// The public suffix list for registered domains (default: the system's, if any).
+    pub public_suffix_list: Option<PathBuf>,
     /// The CAs, parents before children.
     pub cas: Vec<CaConfig>,
 }
@@ -465,6 +469,11 @@ impl Config {
             .map_err(err)?;
         let sealing_key = raw.sealing.map(|s| s.key_label);
         let defaults = RateLimits::default();
+        let public_suffix_list = raw
+            .rate_limits
+            .as_ref()
+            .and_then(|r| r.public_suffix_list.as_deref())
+            .map(resolve);
         let rate_limits = match raw.rate_limits {
             None => defaults,
             Some(r) => RateLimits {
@@ -477,6 +486,11 @@ impl Config {
                     .orders_per_account
                     .unwrap_or(defaults.orders_per_account)
                     .check("[rate_limits] orders_per_account")
+                    .map_err(err)?,
+                certificates_per_domain: r
+                    .certificates_per_domain
+                    .map(|l| l.check("[rate_limits] certificates_per_domain"))
+                    .transpose()
                     .map_err(err)?,
                 identifiers_per_order: match r.identifiers_per_order {
                     None => defaults.identifiers_per_order,
@@ -530,6 +544,7 @@ impl Config {
             validation,
             publication,
             storage_path: raw.storage.map(|s| resolve(&s.path)),
+            public_suffix_list,
             sealing_key,
             rate_limits,
             cas,

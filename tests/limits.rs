@@ -369,3 +369,87 @@ async fn new_order(client: &common::raw::RawClient, n: usize) -> common::raw::An
         .post(&client.url("/acme/new-order"), Some(&payload))
         .await
 }
+
+/// Orders `name`, answers http-01 and finalizes: the leaf, or the error finalize met.
+async fn issue(
+    account: &instant_acme::Account,
+    tokens: &common::net::Tokens,
+    name: &str,
+    replaces: Option<instant_acme::CertificateIdentifier<'static>>,
+) -> Result<CertificateDer<'static>, String> {
+    use instant_acme::{ChallengeType, Identifier, NewOrder, RetryPolicy};
+    let identifiers = [Identifier::Dns(name.to_owned())];
+    let mut request = NewOrder::new(&identifiers);
+    if let Some(id) = replaces {
+        request = request.replaces(id);
+    }
+    let mut order = account.new_order(&request).await.unwrap();
+    let mut authorizations = order.authorizations();
+    while let Some(result) = authorizations.next().await {
+        let mut authz = result.unwrap();
+        let mut challenge = authz.challenge(ChallengeType::Http01).unwrap();
+        let key_authorization = challenge.key_authorization().as_str().to_owned();
+        tokens
+            .lock()
+            .unwrap()
+            .insert(challenge.token.clone(), key_authorization);
+        challenge.set_ready().await.unwrap();
+    }
+    order.poll_ready(&RetryPolicy::default()).await.unwrap();
+    order.finalize().await.map_err(|e| format!("{e:?}"))?;
+    let chain = order
+        .poll_certificate(&RetryPolicy::default())
+        .await
+        .unwrap();
+    Ok(CertificateDer::pem_slice_iter(chain.as_bytes())
+        .next()
+        .unwrap()
+        .unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn certificates_per_registered_domain_are_limited_and_renewals_are_exempt() {
+    // A suffix list of the test's own, named in the configuration: under `co.uk`, each
+    // label is a registered domain of its own.
+    let s = setup(
+        "\n[rate_limits]\ncertificates_per_domain = { count = 2, period_hours = 1 }\n\
+         public_suffix_list = \"suffixes.dat\"\n",
+    )
+    .await;
+    std::fs::write(s.token.dir.join("suffixes.dat"), "uk\nco.uk\n").unwrap();
+    let port = free_port();
+    let server = s.start(port);
+    let directory = format!("https://127.0.0.1:{port}/directory");
+    let (account, _) = common::acme::new_account(&s.root(), &directory).await;
+
+    // Two names under shop.co.uk use up its budget, whatever their subdomains.
+    let first = issue(&account, &s.tokens, "www.shop.co.uk", None)
+        .await
+        .unwrap();
+    issue(&account, &s.tokens, "a.b.shop.co.uk", None)
+        .await
+        .unwrap();
+    let refused = issue(&account, &s.tokens, "shop.co.uk", None)
+        .await
+        .unwrap_err();
+    assert!(refused.contains("rateLimited"), "{refused}");
+    assert!(refused.contains("shop.co.uk"), "{refused}");
+
+    // Another registered domain under the same public suffix has its own budget.
+    issue(&account, &s.tokens, "www.other.co.uk", None)
+        .await
+        .unwrap();
+    // A renewal that names the certificate it replaces (RFC 9773) does not count.
+    let id = common::acme::cert_id(&der::Decode::from_der(first.as_ref()).unwrap());
+    issue(&account, &s.tokens, "www.shop.co.uk", Some(id))
+        .await
+        .unwrap();
+
+    // The budget is in the state file: a restart does not refill it.
+    server.kill();
+    let _server = s.start(port);
+    let refused = issue(&account, &s.tokens, "mail.shop.co.uk", None)
+        .await
+        .unwrap_err();
+    assert!(refused.contains("rateLimited"), "{refused}");
+}

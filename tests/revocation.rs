@@ -9,17 +9,15 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, SystemTime};
 
-use common::acme::{new_account, openssl, order, running, setup};
+use common::acme::{cert_id, new_account, openssl, order, running, setup};
 use common::net::free_port;
 use common::text;
 use der::Encode;
 use instant_acme::{
-    Account, CertificateIdentifier, NewOrder, OrderStatus, RetryPolicy, RevocationReason,
-    RevocationRequest,
+    Account, NewOrder, OrderStatus, RetryPolicy, RevocationReason, RevocationRequest,
 };
 use rustls::pki_types::CertificateDer;
 use x509_cert::Certificate;
-use x509_cert::ext::pkix::AuthorityKeyIdentifier;
 
 /// GETs a URL with curl into `out`; false unless it answered 200.
 fn fetch(url: &str, out: &Path) -> bool {
@@ -30,17 +28,6 @@ fn fetch(url: &str, out: &Path) -> bool {
         .status()
         .unwrap()
         .success()
-}
-
-fn cert_id(cert: &Certificate) -> CertificateIdentifier<'static> {
-    let (_, aki) = cert
-        .tbs_certificate()
-        .get_extension::<AuthorityKeyIdentifier>()
-        .unwrap()
-        .unwrap();
-    let key_id = aki.key_identifier.unwrap();
-    let serial = cert.tbs_certificate().serial_number().as_bytes().to_vec();
-    CertificateIdentifier::new(key_id.as_bytes().into(), serial.into()).into_owned()
 }
 
 /// A test CA with a publication listener; returns it and the listener's port.

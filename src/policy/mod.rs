@@ -3,6 +3,7 @@
 
 pub mod network;
 pub mod pattern;
+pub mod suffix;
 
 use std::collections::BTreeSet;
 

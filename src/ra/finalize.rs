@@ -132,12 +132,24 @@ impl Ra {
             created: now,
         };
         let account_owned = account.clone();
+        let per_domain = self
+            .inner
+            .settings
+            .limits
+            .certificates_per_domain
+            .filter(|_| current.order.replaces.is_none())
+            .map(|limit| (limit, self.registered_domains(identifiers)));
         self.write(move |tx| {
             let order: OrderRecord = tx.require(&intent.order_id)?;
             owned(&account_owned, &order.account_id)?;
             let view = load_view(tx, order, now)?;
             if view.status != OrderStatus::Ready {
                 return Err(not_ready(view.status));
+            }
+            if let Some((limit, domains)) = &per_domain {
+                for domain in domains {
+                    super::limits::spend(tx, "certificates", *limit, domain, now)?;
+                }
             }
             let mut order = view.order;
             order.status = OrderStatus::Processing;
@@ -155,6 +167,18 @@ impl Ra {
         // The task goes on if the wait ends first; the client then polls.
         let _ = tokio::time::timeout(self.inner.settings.sync_wait, &mut task).await;
         self.order(account, order_id).await
+    }
+
+    /// The registered domains an order's certificate counts against: one per domain
+    /// (`policy::suffix`), and each IP address on its own.
+    fn registered_domains(&self, identifiers: &[Identifier]) -> BTreeSet<String> {
+        identifiers
+            .iter()
+            .map(|i| match i.ip_addr() {
+                Some(ip) => ip.to_string(),
+                None => self.inner.settings.suffixes.registered_domain(&i.value),
+            })
+            .collect()
     }
 
     /// RFC 8659 §3 and BR §3.2.2.8: CAA is checked again for authorizations validated

@@ -1,5 +1,5 @@
-//! Rate limits: new accounts per client address, new orders per account (quotas on what an
-//! account holds open are in `quota`). Each limit is a
+//! Rate limits: new accounts per client address, new orders per account, certificates per
+//! registered domain (quotas on what an account holds open are in `quota`). Each limit is a
 //! generic cell rate algorithm (GCRA, as Boulder's limits): one stored "theoretical arrival
 //! time" per subject, spent in the same transaction as the change it limits, so limits
 //! survive a restart and two racing requests cannot both take the last slot.
@@ -45,6 +45,10 @@ pub struct RateLimits {
     pub accounts_per_ip: RateLimit,
     /// newOrder per account.
     pub orders_per_account: RateLimit,
+    /// Certificates per registered domain (`policy::suffix`); renewals that name the
+    /// certificate they replace (RFC 9773 `replaces`) do not count. Off unless configured:
+    /// a private CA often serves one registered domain for a whole organisation.
+    pub certificates_per_domain: Option<RateLimit>,
     /// Identifiers one order may carry (each costs an authorization and a validation).
     pub identifiers_per_order: usize,
     /// Orders one account may hold `pending` at once.
@@ -64,6 +68,7 @@ impl Default for RateLimits {
                 count: 1000,
                 hours: 1,
             },
+            certificates_per_domain: None,
             identifiers_per_order: 50,
             pending_orders_per_account: 300,
             pending_authorizations_per_account: 1000,
@@ -91,7 +96,7 @@ pub(super) fn spend(
         let mut error = Error::new(
             ErrorKind::RateLimited,
             format!(
-                "too many {name}: at most {} per {} h; retry in {wait} s",
+                "too many {name} for {subject}: at most {} per {} h; retry in {wait} s",
                 limit.count, limit.hours
             ),
         );

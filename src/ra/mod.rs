@@ -37,6 +37,7 @@ use crate::clock::Clock;
 use crate::error::Error;
 use crate::hsm::{HsmRunner, Sealer};
 use crate::policy::Policy;
+use crate::policy::suffix::SuffixList;
 use crate::store::{AccountRecord, Store, StoreReader};
 use crate::va::Validator;
 
@@ -68,6 +69,8 @@ pub struct RaSettings {
     pub new_account_url: String,
     /// Rate limits.
     pub limits: limits::RateLimits,
+    /// Registered domains, for the certificates-per-domain limit.
+    pub suffixes: Arc<SuffixList>,
 }
 
 impl Default for RaSettings {
@@ -84,6 +87,7 @@ impl Default for RaSettings {
             eab_required: false,
             new_account_url: String::new(),
             limits: limits::RateLimits::default(),
+            suffixes: Arc::new(SuffixList::default()),
         }
     }
 }

@@ -175,6 +175,19 @@ pub async fn order(
     (order, failures)
 }
 
+/// The RFC 9773 identifier of a certificate, for `replaces`.
+pub fn cert_id(cert: &x509_cert::Certificate) -> instant_acme::CertificateIdentifier<'static> {
+    use x509_cert::ext::pkix::AuthorityKeyIdentifier;
+    let (_, aki) = cert
+        .tbs_certificate()
+        .get_extension::<AuthorityKeyIdentifier>()
+        .unwrap()
+        .unwrap();
+    let key_id = aki.key_identifier.unwrap();
+    let serial = cert.tbs_certificate().serial_number().as_bytes().to_vec();
+    instant_acme::CertificateIdentifier::new(key_id.as_bytes().into(), serial.into()).into_owned()
+}
+
 /// Runs openssl and returns its stdout; fails the test if openssl fails.
 pub fn openssl(args: &[&str], input: Option<&Path>) -> String {
     let mut cmd = Command::new("openssl");
