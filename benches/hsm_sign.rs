@@ -73,6 +73,7 @@ fn run(dir: &Path) {
         },
         pin_file: Some(dir.join("user-pin").display().to_string()),
         sessions: 8,
+        wait_for_token: Duration::ZERO,
     };
     let token = Pkcs11Token::open(&settings).unwrap();
     println!("| algorithm | threads | direct sig/s | pool sig/s | pool vs direct |");

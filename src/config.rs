@@ -74,6 +74,7 @@ struct RawHsm {
     token_uri: Option<String>,
     pin_file: Option<String>,
     sessions: Option<usize>,
+    wait_for_token_seconds: Option<u64>,
 }
 
 #[derive(Deserialize)]
@@ -538,6 +539,15 @@ impl Config {
                 selector,
                 pin_file,
                 sessions,
+                wait_for_token: Duration::from_secs(match raw.hsm.wait_for_token_seconds {
+                    None => 0,
+                    Some(n @ 0..=3600) => n,
+                    Some(n) => {
+                        return Err(err(format!(
+                            "[hsm] wait_for_token_seconds = {n} is not 0..=3600"
+                        )));
+                    }
+                }),
             },
             server,
             acme,

@@ -5,6 +5,7 @@
 
 mod common;
 
+use std::process::Command;
 use std::sync::Arc;
 
 use common::{TestToken, isolated, text};
@@ -372,4 +373,97 @@ fn unknown_token_names_the_tokens_present() {
         );
         let _ = text;
     });
+}
+
+#[test]
+fn a_token_absent_at_start_is_named_clearly_or_waited_for_when_configured() {
+    isolated(
+        "a_token_absent_at_start_is_named_clearly_or_waited_for_when_configured",
+        |t| {
+            let plug_back = t.unplug();
+
+            // Without a wait: at once, a clear error naming what was looked for.
+            let started = std::time::Instant::now();
+            let Err(err) = Pkcs11Token::open(&t.settings(2)) else {
+                panic!("opened a token that is not there");
+            };
+            let err = err.to_string();
+            assert!(err.contains(common::TOKEN_LABEL), "{err}");
+            assert!(started.elapsed() < std::time::Duration::from_secs(2));
+
+            // With a wait that runs out: the same error, after the wait.
+            let mut settings = t.settings(2);
+            settings.wait_for_token = std::time::Duration::from_secs(3);
+            let started = std::time::Instant::now();
+            let Err(err) = Pkcs11Token::open(&settings) else {
+                panic!("opened a token that is not there");
+            };
+            assert!(err.to_string().contains(common::TOKEN_LABEL), "{err}");
+            assert!(started.elapsed() >= std::time::Duration::from_secs(2));
+
+            // The token comes back while start-up waits: the module, initialised again,
+            // finds it, and the token signs.
+            let back = std::thread::spawn(move || {
+                std::thread::sleep(std::time::Duration::from_secs(3));
+                plug_back();
+            });
+            settings.wait_for_token = std::time::Duration::from_secs(30);
+            let started = std::time::Instant::now();
+            let token = Pkcs11Token::open(&settings).unwrap();
+            assert!(started.elapsed() >= std::time::Duration::from_secs(3));
+            back.join().unwrap();
+            token.generate_key_pair("back", KeyType::EcdsaP256).unwrap();
+            let signer = token.signer("back", RsaPadding::Pkcs1).unwrap();
+            let sig = signer.sign(b"back").unwrap();
+            verify_signature(signer.public_key(), &signer.algorithm(), b"back", &sig).unwrap();
+        },
+    );
+}
+
+#[test]
+fn with_recovery_reinitialize_a_device_loss_is_survived_and_the_module_looks_afresh() {
+    // SoftHSM reports no device errors, so the loss here is a C_Finalize behind the pool's
+    // back; which loss leads to a new C_Initialize is the unit test of `pool::module_step`.
+    isolated(
+        "with_recovery_reinitialize_a_device_loss_is_survived_and_the_module_looks_afresh",
+        |t| {
+            let mut settings = t.settings(2);
+            settings.profile.sessions.recovery = hsm_acme::hsm::profile::Recovery::Reinitialize;
+            let token = Pkcs11Token::open(&settings).unwrap();
+            token.generate_key_pair("k", KeyType::EcdsaP256).unwrap();
+            let signer = token.signer("k", RsaPadding::Pkcs1).unwrap();
+            signer.sign(b"before").unwrap();
+            // A second token appears in the module's directory: a module lists the tokens it
+            // found when initialised, so the pool cannot see it yet.
+            let listed = |token: &Pkcs11Token| -> Vec<String> {
+                let ctx = token.module_context();
+                ctx.get_slots_with_token()
+                    .unwrap()
+                    .into_iter()
+                    .map(|slot| {
+                        ctx.get_token_info(slot)
+                            .unwrap()
+                            .label()
+                            .trim_end()
+                            .to_owned()
+                    })
+                    .collect()
+            };
+            let out = Command::new("softhsm2-util")
+                .args(["--init-token", "--free", "--label", "late-token"])
+                .args(["--so-pin", "late-so-pin-1234", "--pin", "late-user-1234"])
+                .env("SOFTHSM2_CONF", t.conf())
+                .output()
+                .unwrap();
+            assert!(out.status.success(), "{}", text(&out));
+            assert!(!listed(&token).contains(&"late-token".to_owned()));
+            // The device is lost (here: C_Finalize behind the pool's back); recovery finalizes
+            // and initialises the module, which then lists the new token too.
+            let rv = call_behind_the_pools_back(b"C_Finalize", None);
+            assert_eq!(rv, 0, "C_Finalize returned {rv:#x}");
+            let sig = signer.sign(b"after").unwrap();
+            verify_signature(signer.public_key(), &signer.algorithm(), b"after", &sig).unwrap();
+            assert!(listed(&token).contains(&"late-token".to_owned()));
+        },
+    );
 }

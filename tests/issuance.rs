@@ -203,3 +203,54 @@ async fn a_token_failure_at_finalize_ends_the_order_invalid_and_the_server_serve
         .await;
     assert_eq!(directory.status, hyper::StatusCode::OK);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_started_without_its_token_says_so_or_waits_for_it_when_configured() {
+    let s = setup("").await;
+    let plug_back = s.token.unplug();
+
+    // Without a wait: serve exits at once with an error that names the missing token.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_hsm-acme"))
+        .env("SOFTHSM2_CONF", s.token.conf())
+        .arg("--config")
+        .arg(&s.config)
+        .args(["serve", "--listen", &format!("127.0.0.1:{}", free_port())])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(common::TOKEN_LABEL) && stderr.contains("token"),
+        "{stderr}"
+    );
+
+    // With `wait_for_token_seconds`, it waits, and serves once the token is back.
+    let config = std::fs::read_to_string(&s.config).unwrap().replace(
+        "sessions = 4\n",
+        "sessions = 4\nwait_for_token_seconds = 60\n",
+    );
+    std::fs::write(&s.config, config).unwrap();
+    let back = std::thread::spawn(move || {
+        std::thread::sleep(std::time::Duration::from_secs(4));
+        plug_back();
+    });
+    let port = free_port();
+    let started = std::time::Instant::now();
+    let _server = s.start(port);
+    assert!(started.elapsed() >= std::time::Duration::from_secs(4));
+    back.join().unwrap();
+    let log =
+        std::fs::read_to_string(s.config.with_file_name(format!("serve-{port}.log"))).unwrap();
+    assert!(log.contains("waiting for it"), "{log}");
+    let directory = format!("https://127.0.0.1:{port}/directory");
+    let (account, _) = new_account(&s.root(), &directory).await;
+    let (mut order, failures) =
+        order(&account, &s.tokens, &["back.issuance.test"], str::to_owned).await;
+    assert!(failures.is_empty(), "{failures:?}");
+    order.poll_ready(&RetryPolicy::default()).await.unwrap();
+    order.finalize().await.unwrap();
+    order
+        .poll_certificate(&RetryPolicy::default())
+        .await
+        .unwrap();
+}

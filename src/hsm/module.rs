@@ -43,6 +43,16 @@ pub fn loaded_module(path: &Path) -> Result<Pkcs11, TokenError> {
     Ok(ctx)
 }
 
+/// `C_Finalize` then `C_Initialize`: the module drops every session and login of the
+/// process and looks for its slots and tokens afresh.
+pub(crate) fn reinitialize(ctx: &Pkcs11) -> Result<(), CkError> {
+    match ctx.clone().finalize() {
+        Ok(()) | Err(CkError::Pkcs11(RvError::CryptokiNotInitialized, _)) => {}
+        Err(e) => return Err(e),
+    }
+    initialize(ctx)
+}
+
 /// Initialises `ctx`; a module some other code already initialised in this process is fine.
 pub(crate) fn initialize(ctx: &Pkcs11) -> Result<(), CkError> {
     match ctx.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK)) {

@@ -4,10 +4,11 @@ use std::fs;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
 use zeroize::Zeroizing;
 
 use super::TokenError;
+use super::profile::PinFormat;
 
 /// Where a PIN reference that names a systemd credential is looked up.
 const CREDENTIALS_VAR: &str = "CREDENTIALS_DIRECTORY";
@@ -55,6 +56,36 @@ pub fn read_pin(path: &Path) -> Result<SecretString, TokenError> {
     Ok(SecretString::from(text))
 }
 
+/// Checks that a PIN has the shape its module expects, before the first `C_Login`: a PIN in
+/// the wrong format is refused by the token, and every refusal runs down its retry counter.
+/// The message says what is wrong, never what the PIN is.
+pub(crate) fn check_pin_format(pin: &SecretString, format: PinFormat) -> Result<(), TokenError> {
+    let pin = pin.expose_secret();
+    let problem = match format {
+        PinFormat::Plain | PinFormat::Ignored => None,
+        // CloudHSM: `<crypto user>:<password>`, both parts non-empty.
+        PinFormat::UserColonPassword => match pin.split_once(':') {
+            Some((user, password)) if !user.is_empty() && !password.is_empty() => None,
+            _ => Some("must be <crypto user>:<password> (CloudHSM)"),
+        },
+        // YubiHSM 2: the authentication key id as four hex digits, then the password.
+        PinFormat::AuthkeyHex4Password => {
+            let id = pin.get(..4);
+            if id.is_some_and(|id| id.bytes().all(|b| b.is_ascii_hexdigit())) && pin.len() > 4 {
+                None
+            } else {
+                Some("must be the auth key id as four hex digits, then the password (YubiHSM 2)")
+            }
+        }
+    };
+    match problem {
+        None => Ok(()),
+        Some(problem) => Err(TokenError::Pin(format!(
+            "the PIN file's content {problem} ([login] pin_format of the profile); no login was attempted"
+        ))),
+    }
+}
+
 /// A PIN others can read is a PIN others have: the file must be private to its owner
 /// (systemd credentials are 0400; `chmod 0600` a plain file).
 #[cfg(unix)]
@@ -81,6 +112,30 @@ fn refuse_if_open_to_others(_file: &fs::File, _path: &Path) -> Result<(), TokenE
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn pins_are_checked_against_the_profiles_format_without_showing_them() {
+        use super::super::profile::PinFormat as F;
+        let ok = |pin: &str, format| check_pin_format(&SecretString::from(pin), format).is_ok();
+        assert!(ok("1234", F::Plain));
+        assert!(ok("", F::Ignored));
+        assert!(ok("cu1:secret", F::UserColonPassword));
+        assert!(!ok("secret", F::UserColonPassword));
+        assert!(!ok(":secret", F::UserColonPassword));
+        assert!(!ok("cu1:", F::UserColonPassword));
+        assert!(ok("0001password", F::AuthkeyHex4Password));
+        assert!(ok("00aFpassword", F::AuthkeyHex4Password));
+        assert!(!ok("password", F::AuthkeyHex4Password));
+        assert!(!ok("0001", F::AuthkeyHex4Password));
+        assert!(!ok("é001password", F::AuthkeyHex4Password));
+        let err = check_pin_format(&SecretString::from("hunter2"), F::UserColonPassword)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("CloudHSM") && !err.contains("hunter2"),
+            "{err}"
+        );
+    }
+
     use secrecy::ExposeSecret;
 
     use super::*;

@@ -5,6 +5,11 @@
 //! sessions are lent to one thread at a time (`Session` is `Send`, not `Sync`). When a call
 //! fails, [`classify`] decides between reopening the session, logging in again, looking keys
 //! up again, rebuilding everything, or giving up; a refused PIN is never tried twice.
+//!
+//! Sessions are opened without close-on-drop and closed explicitly, only while their handle
+//! is known to be valid: after the device was lost, a dead handle's number may already name
+//! a session opened since, and closing it would close that one. A dead session is dropped
+//! without a call to the module.
 
 use std::mem;
 use std::sync::{Condvar, Mutex, MutexGuard};
@@ -19,6 +24,7 @@ use secrecy::SecretString;
 use super::TokenError;
 use super::error::{Failure, classify, describe};
 use super::module;
+use super::profile::Recovery;
 
 /// Attempts per operation, the first included. Each retry follows a recovery step.
 const ATTEMPTS: usize = 3;
@@ -71,6 +77,7 @@ pub(crate) struct SessionPool {
     token_label: String,
     login: Login,
     capacity: usize,
+    recovery: Recovery,
     state: Mutex<PoolState>,
     returned: Condvar,
 }
@@ -95,6 +102,7 @@ impl SessionPool {
         token_label: String,
         login: Login,
         capacity: usize,
+        recovery: Recovery,
     ) -> Result<Self, TokenError> {
         let pool = Self {
             ctx,
@@ -102,6 +110,7 @@ impl SessionPool {
             token_label,
             login,
             capacity: capacity.max(1),
+            recovery,
             state: Mutex::new(PoolState {
                 idle: Vec::new(),
                 open: 0,
@@ -194,11 +203,9 @@ impl SessionPool {
                     tracing::warn!(token = %self.token_label, error = %last, ?pause,
                         "token lost; rebuilding sessions");
                     std::thread::sleep(pause);
-                    if matches!(err, CkError::Pkcs11(RvError::CryptokiNotInitialized, _)) {
-                        module::initialize(&self.ctx)
-                            .map_err(|e| TokenError::Unavailable(describe(&e)))?;
-                    }
-                    if let Err(e) = self.rebuild() {
+                    let uninitialized =
+                        matches!(err, CkError::Pkcs11(RvError::CryptokiNotInitialized, _));
+                    if let Err(e) = self.recover_device(generation, uninitialized) {
                         last = e.to_string();
                     }
                 }
@@ -238,7 +245,7 @@ impl SessionPool {
                 state.open += 1;
                 let (generation, handle_epoch) = (state.generation, state.handle_epoch);
                 drop(state);
-                return match self.ctx.open_rw_session(self.slot) {
+                return match self.ctx.open_rw_session_no_drop(self.slot) {
                     Ok(session) => {
                         let lease = Lease {
                             handle_epoch,
@@ -275,14 +282,15 @@ impl SessionPool {
 
     fn checkin(&self, session: Session, generation: u64) {
         let Ok(mut state) = self.lock() else {
-            mem::forget(session);
+            close(session);
             return;
         };
         if state.generation == generation {
             state.idle.push(session);
         } else {
-            // Opened before a rebuild: its handle is dead and may already name a new session.
-            mem::forget(session);
+            // Opened before a rebuild: its handle is dead and may already name a new session,
+            // so it is dropped, not closed.
+            drop(session);
         }
         self.returned.notify_one();
     }
@@ -320,11 +328,9 @@ impl SessionPool {
 
     /// Takes a broken session out of the pool. `close` only when its handle is still valid:
     /// a dead handle number may have been reused for a session we opened since.
-    fn discard(&self, session: Session, generation: u64, close: bool) {
-        if close {
-            drop(session);
-        } else {
-            mem::forget(session);
+    fn discard(&self, session: Session, generation: u64, valid: bool) {
+        if valid {
+            close(session);
         }
         if let Ok(mut state) = self.lock()
             && state.generation == generation
@@ -395,19 +401,38 @@ impl SessionPool {
         }
     }
 
-    fn rebuild(&self) -> Result<(), TokenError> {
+    /// After the device was lost in `generation`: initialises the module again if it must
+    /// be (it was finalized, or the profile says `recovery = "reinitialize"`), then
+    /// rebuilds; once per generation, however many callers saw the loss.
+    fn recover_device(&self, generation: u64, uninitialized: bool) -> Result<(), TokenError> {
         let mut state = self.lock()?;
+        if state.generation != generation {
+            return Ok(());
+        }
+        let result = match module_step(self.recovery, uninitialized) {
+            ModuleStep::Reinitialize => {
+                tracing::warn!(token = %self.token_label,
+                    "reinitialising the PKCS#11 module (recovery = \"reinitialize\")");
+                // Every session of this generation dies with the finalize: forget them first.
+                Self::forget_sessions(&mut state);
+                module::reinitialize(&self.ctx)
+            }
+            ModuleStep::Initialize => module::initialize(&self.ctx),
+            ModuleStep::None => Ok(()),
+        };
+        result.map_err(|e| TokenError::Unavailable(describe(&e)))?;
         self.rebuild_locked(&mut state)
+    }
+
+    /// Drops every idle session and the anchor without closing them (their handles are dead).
+    fn forget_sessions(state: &mut PoolState) {
+        state.idle.clear();
+        state.anchor = None;
     }
 
     /// Forgets every session of this generation and starts a new one with a fresh login.
     fn rebuild_locked(&self, state: &mut PoolState) -> Result<(), TokenError> {
-        for session in state.idle.drain(..) {
-            mem::forget(session);
-        }
-        if let Some(anchor) = state.anchor.take() {
-            mem::forget(anchor);
-        }
+        Self::forget_sessions(state);
         state.open = 0;
         state.generation += 1;
         state.handle_epoch += 1;
@@ -418,7 +443,7 @@ impl SessionPool {
     fn open_anchor(&self, state: &mut PoolState) -> Result<(), TokenError> {
         let anchor = self
             .ctx
-            .open_rw_session(self.slot)
+            .open_rw_session_no_drop(self.slot)
             .map_err(|e| TokenError::Unavailable(format!("C_OpenSession: {}", describe(&e))))?;
         match self.log_in(&anchor) {
             Ok(()) => {
@@ -456,8 +481,58 @@ impl Drop for SessionPool {
     fn drop(&mut self) {
         // Close workers before the anchor, so the login outlives them.
         if let Ok(state) = self.state.get_mut() {
-            state.idle.clear();
-            state.anchor.take();
+            state.idle.drain(..).for_each(close);
+            if let Some(anchor) = state.anchor.take() {
+                close(anchor);
+            }
         }
+    }
+}
+
+/// What the module needs before sessions are opened again after a device loss.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ModuleStep {
+    /// Nothing: new sessions suffice.
+    None,
+    /// `C_Initialize`: the module was finalized.
+    Initialize,
+    /// `C_Finalize` and `C_Initialize`: the profile says the module keeps no usable state
+    /// after a loss (Luna HA after losing every member, YubiHSM connector restarts).
+    Reinitialize,
+}
+
+fn module_step(recovery: Recovery, uninitialized: bool) -> ModuleStep {
+    match (recovery, uninitialized) {
+        (Recovery::Reinitialize, _) => ModuleStep::Reinitialize,
+        (Recovery::Reopen, true) => ModuleStep::Initialize,
+        (Recovery::Reopen, false) => ModuleStep::None,
+    }
+}
+
+/// Closes a session whose handle is valid; a module that already forgot it is no concern.
+fn close(session: Session) {
+    if let Err(e) = session.close() {
+        tracing::debug!(error = %describe(&e), "C_CloseSession");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_profile_decides_whether_a_device_loss_reinitialises_the_module() {
+        // CKR_DEVICE_ERROR on a module whose profile says "reinitialize": a full restart.
+        assert_eq!(
+            module_step(Recovery::Reinitialize, false),
+            ModuleStep::Reinitialize
+        );
+        assert_eq!(
+            module_step(Recovery::Reinitialize, true),
+            ModuleStep::Reinitialize
+        );
+        // "reopen": only a finalized module is initialised again.
+        assert_eq!(module_step(Recovery::Reopen, false), ModuleStep::None);
+        assert_eq!(module_step(Recovery::Reopen, true), ModuleStep::Initialize);
     }
 }

@@ -94,7 +94,7 @@ pub enum ProfileStatus {
 pub struct LoginSection {
     /// Which PKCS#11 user logs in.
     pub user_type: LoginUser,
-    /// How the PIN is composed (documentation for operators; passed through unchanged).
+    /// How the PIN is composed; a PIN file not in this shape is refused before any login.
     pub pin_format: PinFormat,
 }
 

@@ -11,7 +11,7 @@ use cryptoki::session::UserType;
 use cryptoki::slot::{Limit, Slot, TokenInfo};
 
 use super::keys::{self, KeyReport};
-use super::pin::{expand_pin_path, read_pin};
+use super::pin::{check_pin_format, expand_pin_path, read_pin};
 use super::pool::{Login, SessionPool};
 use super::profile::{LoginUser, Pkcs11Profile};
 use super::signer::TokenSigner;
@@ -100,6 +100,9 @@ pub struct TokenSettings {
     pub pin_file: Option<String>,
     /// Worker sessions to open at most.
     pub sessions: usize,
+    /// How long start-up waits for a token that is not (yet) present: a network HSM still
+    /// connecting, a USB token not yet plugged in. Zero: fail at once.
+    pub wait_for_token: std::time::Duration,
 }
 
 /// A mechanism the token offers.
@@ -192,6 +195,31 @@ fn find_slot(ctx: &Pkcs11, selector: &TokenSelector) -> Result<(Slot, TokenInfo)
     }
 }
 
+/// Finds the token, waiting up to `settings.wait_for_token` for it to appear. Modules list
+/// the tokens they found when initialised, so each new look starts with `C_Finalize` and
+/// `C_Initialize`; nothing else of the process uses the module yet.
+fn wait_for_slot(ctx: &Pkcs11, settings: &TokenSettings) -> Result<(Slot, TokenInfo), TokenError> {
+    const PAUSE: std::time::Duration = std::time::Duration::from_secs(2);
+    let deadline = std::time::Instant::now() + settings.wait_for_token;
+    loop {
+        match find_slot(ctx, &settings.selector) {
+            Err(e @ (TokenError::TokenNotFound { .. } | TokenError::Unavailable(_)))
+                if std::time::Instant::now() + PAUSE <= deadline =>
+            {
+                let left = deadline.saturating_duration_since(std::time::Instant::now());
+                tracing::warn!(error = %e, seconds_left = left.as_secs(),
+                    "the token is not present; waiting for it ([hsm] wait_for_token_seconds)");
+                std::thread::sleep(PAUSE);
+                super::module::reinitialize(ctx).map_err(|e| TokenError::Module {
+                    path: settings.module.display().to_string(),
+                    reason: format!("C_Finalize/C_Initialize: {}", super::error::describe(&e)),
+                })?;
+            }
+            other => return other,
+        }
+    }
+}
+
 fn session_capacity(configured: usize, profile: &Pkcs11Profile, info: &TokenInfo) -> usize {
     let mut capacity = configured.max(1);
     if profile.sessions.max > 0 {
@@ -209,7 +237,7 @@ impl Pkcs11Token {
     /// Loads the module, finds the token, reads the PIN and logs in.
     pub fn open(settings: &TokenSettings) -> Result<Self, TokenError> {
         let ctx = loaded_module(&settings.module)?;
-        let (slot, info) = find_slot(&ctx, &settings.selector)?;
+        let (slot, info) = wait_for_slot(&ctx, settings)?;
         let label = info.label().trim_end().to_owned();
         let user = match settings.profile.login.user_type {
             LoginUser::User => Some(UserType::User),
@@ -218,7 +246,11 @@ impl Pkcs11Token {
         };
         let pin = match (user, &settings.pin_file) {
             (None, _) => secrecy::SecretString::from(""),
-            (Some(_), Some(path)) => read_pin(&expand_pin_path(path)?)?,
+            (Some(_), Some(path)) => {
+                let pin = read_pin(&expand_pin_path(path)?)?;
+                check_pin_format(&pin, settings.profile.login.pin_format)?;
+                pin
+            }
             (Some(_), None) => {
                 return Err(TokenError::Pin(
                     "no pin_file configured, and this profile logs in".into(),
@@ -226,7 +258,14 @@ impl Pkcs11Token {
             }
         };
         let capacity = session_capacity(settings.sessions, &settings.profile, &info);
-        let pool = SessionPool::new(ctx, slot, label.clone(), Login { user, pin }, capacity)?;
+        let pool = SessionPool::new(
+            ctx,
+            slot,
+            label.clone(),
+            Login { user, pin },
+            capacity,
+            settings.profile.sessions.recovery,
+        )?;
         tracing::info!(token = %label, slot = slot.id(), sessions = capacity, "token opened");
         Ok(Self {
             shared: Arc::new(TokenShared {

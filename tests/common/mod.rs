@@ -49,6 +49,19 @@ impl TestToken {
         Self { dir, _tmp: None }
     }
 
+    /// Moves the token's files out of SoftHSM's token directory, as an unplugged token or
+    /// an unreachable network HSM looks to the module; the returned closure plugs it back.
+    pub fn unplug(&self) -> impl FnOnce() + Send + 'static {
+        let tokens = self.dir.join("tokens");
+        let away = self.dir.join("unplugged");
+        std::fs::rename(&tokens, &away).unwrap();
+        std::fs::create_dir(&tokens).unwrap();
+        move || {
+            std::fs::remove_dir(&tokens).unwrap();
+            std::fs::rename(away, tokens).unwrap();
+        }
+    }
+
     pub fn conf(&self) -> PathBuf {
         self.dir.join("softhsm2.conf")
     }
@@ -79,6 +92,7 @@ impl TestToken {
             },
             pin_file: Some(self.pin_file().display().to_string()),
             sessions,
+            wait_for_token: std::time::Duration::ZERO,
         }
     }
 
