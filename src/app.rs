@@ -1,24 +1,20 @@
 //! Composition root: configuration → token, store, policy, VA, CA, RA, front end; serve
 //! until SIGTERM/SIGINT, then drain.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
-use der::pem::LineEnding;
-use der::{Encode, EncodePem};
 use rustls::pki_types::CertificateDer;
 use rustls::pki_types::pem::PemObject;
 use x509_cert::Certificate;
-use x509_cert::ext::pkix::SubjectAltName;
-use x509_cert::ext::pkix::name::GeneralName;
 
 use crate::acme::DirectoryMeta;
 use crate::ca::csr::KeyPolicy;
 use crate::ca::issuer::{Issuer, IssuerSettings};
 use crate::clock::{Clock, SystemClock};
 use crate::config::{CaIssuer, Config, ServerConfig};
-use crate::hsm::{HsmRunner, KeyType, Pkcs11Token, RsaPadding, Sealer, Signer};
+use crate::hsm::{HsmRunner, Pkcs11Token, Sealer, Signer};
 use crate::ops::operator::{CrlSigning, Operator};
 use crate::policy::Policy;
 use crate::policy::suffix::SuffixList;
@@ -26,6 +22,7 @@ use crate::publish::{CrlAuthority, Publisher};
 use crate::ra::{Ra, RaParts, RaSettings};
 use crate::store::Store;
 use crate::va::{Va, VaConfig, resolver::DnsResolver};
+use crate::wfe::server_cert::{ServerCertificate, ServerCertificateSettings};
 use crate::wfe::{Wfe, WfeSettings, publication, server, tls};
 
 /// Command-line overrides of the configuration, for tests and tools.
@@ -177,11 +174,11 @@ pub async fn serve(config: Config, overrides: ServeOverrides) -> Result<(), Star
         .map_err(|e| StartError(format!("recovery: {e}")))?;
     let pruning_ra = ra.clone();
 
-    let tls_config = server_tls(
+    let (tls_config, server_certificate) = server_tls(
         &server,
         &token,
         &issuer,
-        acme.validity_days,
+        Duration::from_secs(u64::from(acme.validity_days) * 86_400),
         tls::TlsBudget::new(tls_share),
     )?;
     let base_url = server.base_url();
@@ -283,6 +280,9 @@ pub async fn serve(config: Config, overrides: ServeOverrides) -> Result<(), Star
         tracing::warn!(error = %e, "could not tell systemd that the service is ready");
     }
     tokio::spawn(prune_periodically(pruning_ra, stopped()));
+    if let Some(certificate) = server_certificate {
+        tokio::spawn(certificate.keep_fresh(stopped()));
+    }
     if let Some(every) = token.keepalive_interval() {
         tokio::spawn(keep_sessions_alive(
             token.clone(),
@@ -318,7 +318,7 @@ impl CrlSigning for PublisherCrls {
 async fn keep_sessions_alive(
     token: Pkcs11Token,
     runner: HsmRunner,
-    every: std::time::Duration,
+    every: Duration,
     shutdown: impl Future<Output = ()>,
 ) {
     tokio::pin!(shutdown);
@@ -339,7 +339,7 @@ async fn keep_sessions_alive(
 }
 
 /// How often long-expired orders and authorizations are cleared away.
-const PRUNE_EVERY: std::time::Duration = std::time::Duration::from_secs(900);
+const PRUNE_EVERY: Duration = Duration::from_secs(900);
 
 /// Clears long-expired records in the background, in small transactions, until shutdown.
 async fn prune_periodically(ra: Ra, shutdown: impl Future<Output = ()>) {
@@ -365,7 +365,7 @@ async fn prune_periodically(ra: Ra, shutdown: impl Future<Output = ()>) {
 }
 
 /// Half the systemd watchdog timeout (`WatchdogSec=`), if the unit sets one for us.
-fn watchdog_interval() -> Option<std::time::Duration> {
+fn watchdog_interval() -> Option<Duration> {
     let usec: u64 = std::env::var("WATCHDOG_USEC").ok()?.parse().ok()?;
     // systemd names the process the watchdog is meant for; another (a child) ignores it.
     if let Ok(pid) = std::env::var("WATCHDOG_PID")
@@ -373,13 +373,13 @@ fn watchdog_interval() -> Option<std::time::Duration> {
     {
         return None;
     }
-    (usec > 0).then(|| std::time::Duration::from_micros(usec / 2))
+    (usec > 0).then(|| Duration::from_micros(usec / 2))
 }
 
 /// Tells systemd the service is alive while the reactor turns and a store read completes
 /// on the blocking pool: a wedged runtime or an exhausted pool stops the pings, and
 /// systemd restarts the service.
-async fn watchdog(interval: std::time::Duration, reader: crate::store::StoreReader) {
+async fn watchdog(interval: Duration, reader: crate::store::StoreReader) {
     let mut ticks = tokio::time::interval(interval);
     loop {
         ticks.tick().await;
@@ -523,144 +523,32 @@ fn read_pem_certificate(path: &std::path::Path) -> Result<Certificate, String> {
 }
 
 /// The server's TLS configuration. With `tls_key_file` the operator manages key and
-/// certificate. Otherwise the key lives on the token (generated on first start) and the
-/// certificate is issued by the ACME profile's CA, and renewed here when it is missing,
-/// for other names or another key, or in the last third of its life.
+/// certificate. Otherwise the key lives on the token and the certificate is issued by the
+/// ACME profile's CA and kept fresh while serving (`wfe::server_cert`).
 fn server_tls(
     server: &ServerConfig,
     token: &Pkcs11Token,
-    issuer: &Issuer,
-    validity_days: u32,
+    issuer: &Arc<Issuer>,
+    default_lifetime: Duration,
     budget: tls::TlsBudget,
-) -> Result<Arc<rustls::ServerConfig>, StartError> {
-    let chain_from_file =
-        |path: &std::path::Path| -> Result<Vec<CertificateDer<'static>>, StartError> {
-            CertificateDer::pem_file_iter(path)
-                .map_err(|e| StartError(format!("{}: {e}", path.display())))?
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(|e| StartError(format!("{}: {e}", path.display())))
-        };
+) -> Result<(Arc<rustls::ServerConfig>, Option<Arc<ServerCertificate>>), StartError> {
     if let Some(key_file) = &server.tls_key_file {
         let key = rustls::pki_types::PrivateKeyDer::from_pem_file(key_file)
             .map_err(|e| StartError(format!("{}: {e}", key_file.display())))?;
-        return tls::file_server_config(chain_from_file(&server.tls_certificate)?, key)
-            .map_err(|e| StartError(e.to_string()));
+        let chain = CertificateDer::pem_file_iter(&server.tls_certificate)
+            .and_then(Iterator::collect::<Result<Vec<_>, _>>)
+            .map_err(|e| StartError(format!("{}: {e}", server.tls_certificate.display())))?;
+        let config = tls::file_server_config(chain, key).map_err(|e| StartError(e.to_string()))?;
+        return Ok((config, None));
     }
-    let label = &server.tls_key_label;
-    if !token
-        .has_label(label)
-        .map_err(|e| StartError(e.to_string()))?
-    {
-        token
-            .generate_key_pair(label, KeyType::EcdsaP256)
-            .map_err(|e| StartError(format!("TLS key {label:?}: {e}")))?;
-        tracing::info!(label = %label, "generated the server's TLS key on the token");
-    }
-    let signer = Arc::new(
-        token
-            .signer(label, RsaPadding::Pkcs1)
-            .map_err(|e| StartError(format!("TLS key {label:?}: {e}")))?,
-    );
-    let (dns, ips) = split_names(&server.tls_names);
-    let current = std::fs::read(&server.tls_certificate)
-        .ok()
-        .and_then(|pem| Certificate::load_pem_chain(&pem).ok())
-        .and_then(|mut chain| (!chain.is_empty()).then(|| chain.remove(0)));
-    let reusable = current
-        .is_some_and(|cert| tls_certificate_fits(&cert, signer.public_key(), &dns, &ips, issuer));
-    if !reusable {
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs());
-        let lifetime = u64::from(validity_days) * 86_400;
-        let prepared = issuer
-            .prepare(
-                dns.clone(),
-                ips.clone(),
-                signer.public_key().clone(),
-                now,
-                now + lifetime,
-            )
-            .map_err(|e| StartError(format!("server certificate: {e}")))?;
-        let cert = issuer
-            .sign(prepared)
-            .map_err(|e| StartError(format!("server certificate: {e}")))?;
-        let mut pem = cert
-            .to_pem(LineEnding::LF)
-            .map_err(|e| StartError(e.to_string()))?;
-        pem.push_str(issuer.chain_pem());
-        write_atomically(&server.tls_certificate, pem.as_bytes())?;
-        tracing::info!(path = %server.tls_certificate.display(), names = ?server.tls_names,
-            "issued the server's TLS certificate");
-    }
-    tls::token_server_config(chain_from_file(&server.tls_certificate)?, signer, budget)
-        .map_err(|e| StartError(e.to_string()))
-}
-
-fn split_names(names: &[String]) -> (Vec<String>, Vec<IpAddr>) {
-    let mut dns = Vec::new();
-    let mut ips = Vec::new();
-    for name in names {
-        match name.parse::<IpAddr>() {
-            Ok(ip) => ips.push(ip),
-            Err(_) => dns.push(name.to_ascii_lowercase()),
-        }
-    }
-    (dns, ips)
-}
-
-fn tls_certificate_fits(
-    cert: &Certificate,
-    key: &spki::SubjectPublicKeyInfoOwned,
-    dns: &[String],
-    ips: &[IpAddr],
-    issuer: &Issuer,
-) -> bool {
-    let tbs = cert.tbs_certificate();
-    let same_key = tbs.subject_public_key_info().to_der().ok() == key.to_der().ok();
-    let same_issuer = tbs.issuer() == issuer.certificate().tbs_certificate().subject()
-        && crate::ca::verify::verify_certificate(
-            cert,
-            issuer
-                .certificate()
-                .tbs_certificate()
-                .subject_public_key_info(),
-        )
-        .is_ok();
-    let validity = tbs.validity();
-    let start = validity.not_before.to_unix_duration();
-    let end = validity.not_after.to_unix_duration();
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default();
-    let fresh = now + (end.saturating_sub(start)) / 3 < end;
-    let names: Option<(Vec<String>, Vec<IpAddr>)> = tbs
-        .get_extension::<SubjectAltName>()
-        .ok()
-        .flatten()
-        .map(|(_, san)| {
-            let mut d = Vec::new();
-            let mut i = Vec::new();
-            for name in san.0 {
-                match name {
-                    GeneralName::DnsName(n) => d.push(n.to_string().to_ascii_lowercase()),
-                    GeneralName::IpAddress(bytes) => {
-                        i.extend(crate::ca::ip_address(bytes.as_bytes()));
-                    }
-                    _ => {}
-                }
-            }
-            (d, i)
-        });
-    let covers = names.is_some_and(|(d, i)| {
-        dns.iter().all(|n| d.contains(n)) && ips.iter().all(|ip| i.contains(ip))
-    });
-    same_key && same_issuer && fresh && covers
-}
-
-fn write_atomically(path: &std::path::Path, contents: &[u8]) -> Result<(), StartError> {
-    let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, contents)
-        .and_then(|()| std::fs::rename(&tmp, path))
-        .map_err(|e| StartError(format!("writing {}: {e}", path.display())))
+    let settings = ServerCertificateSettings {
+        key_label: &server.tls_key_label,
+        names: &server.tls_names,
+        path: &server.tls_certificate,
+        lifetime: server.tls_validity.unwrap_or(default_lifetime),
+    };
+    let (certificate, config) =
+        ServerCertificate::start(&settings, token, Arc::clone(issuer), budget)
+            .map_err(StartError)?;
+    Ok((config, Some(certificate)))
 }

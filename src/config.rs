@@ -85,6 +85,7 @@ struct RawServer {
     tls_names: Option<Vec<String>>,
     tls_key_label: Option<String>,
     tls_certificate: PathBuf,
+    tls_validity_seconds: Option<u64>,
     tls_key_file: Option<PathBuf>,
     admin_socket: Option<PathBuf>,
     max_connections: Option<usize>,
@@ -244,6 +245,9 @@ pub struct ServerConfig {
     pub tls_key_label: String,
     /// The server certificate (PEM chain); written by hsm-acme unless `tls_key_file` is set.
     pub tls_certificate: PathBuf,
+    /// Lifetime of the server certificate issued for a token key (default: the ACME
+    /// profile's `validity_days`); it is renewed in the last third of it.
+    pub tls_validity: Option<Duration>,
     /// An operator-managed key file; then `tls_certificate` is operator-managed too.
     pub tls_key_file: Option<PathBuf>,
     /// A Unix socket (mode 0600) on which `serve` takes operator commands such as
@@ -650,6 +654,15 @@ fn check_server(
         tls_names,
         tls_key_label: raw.tls_key_label.unwrap_or_else(|| "hsm-acme-tls".into()),
         tls_certificate: resolve(&raw.tls_certificate),
+        tls_validity: match raw.tls_validity_seconds {
+            None => None,
+            Some(n @ 30..=34_387_200) => Some(Duration::from_secs(n)),
+            Some(n) => {
+                return Err(format!(
+                    "[server] tls_validity_seconds = {n} is not 30..=34387200 (398 days)"
+                ));
+            }
+        },
         tls_key_file: raw.tls_key_file.as_deref().map(resolve),
         admin_socket: raw.admin_socket.as_deref().map(resolve),
         limits,

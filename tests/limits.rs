@@ -453,3 +453,65 @@ async fn certificates_per_registered_domain_are_limited_and_renewals_are_exempt(
         .unwrap_err();
     assert!(refused.contains("rateLimited"), "{refused}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_servers_tls_certificate_is_renewed_while_it_serves() {
+    // A 30 s certificate is renewed 20 s into its life, without a restart.
+    let s = setup("").await;
+    let config = std::fs::read_to_string(&s.config).unwrap().replace(
+        "tls_certificate = \"tls.pem\"\n",
+        "tls_certificate = \"tls.pem\"\ntls_validity_seconds = 30\n",
+    );
+    std::fs::write(&s.config, config).unwrap();
+    let port = free_port();
+    let _server = s.start(port);
+    let served = |tls: &TlsStream<TcpStream>| -> Vec<u8> {
+        tls.get_ref().1.peer_certificates().unwrap()[0].to_vec()
+    };
+
+    // A connection opened before the renewal, kept alive across it.
+    let mut before = connect(&s.root(), port, b"http/1.1").await.unwrap();
+    let first = served(&before);
+    let request = format!(
+        "GET /directory HTTP/1.1\r\nhost: 127.0.0.1:{port}\r\nconnection: keep-alive\r\n\r\n"
+    );
+    let read_answer = async |tls: &mut TlsStream<TcpStream>| -> String {
+        tls.write_all(request.as_bytes()).await.unwrap();
+        let mut buf = vec![0u8; 16_384];
+        let n = tls.read(&mut buf).await.unwrap();
+        String::from_utf8_lossy(&buf[..n]).into_owned()
+    };
+    assert!(read_answer(&mut before).await.starts_with("HTTP/1.1 200"));
+
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let renewed = loop {
+        assert!(Instant::now() < deadline, "the certificate was not renewed");
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        // Kept busy, so the idle timeout does not end it.
+        assert!(read_answer(&mut before).await.starts_with("HTTP/1.1 200"));
+        // The client checks the new chain against the root, as any client would.
+        let tls = connect(&s.root(), port, b"http/1.1").await.unwrap();
+        let leaf = served(&tls);
+        if leaf != first {
+            break leaf;
+        }
+    };
+    let not_before = |der: &[u8]| {
+        let cert: x509_cert::Certificate = der::Decode::from_der(der).unwrap();
+        cert.tbs_certificate()
+            .validity()
+            .not_before
+            .to_unix_duration()
+    };
+    assert!(not_before(&renewed) > not_before(&first));
+    // The chain on disk is the renewed one, so a restart serves it too.
+    let on_disk = std::fs::read(s.token.dir.join("tls.pem")).unwrap();
+    let on_disk = CertificateDer::pem_slice_iter(&on_disk)
+        .next()
+        .unwrap()
+        .unwrap();
+    assert_eq!(on_disk.as_ref(), renewed.as_slice());
+    // The connection from before still answers, with the certificate it started with.
+    assert_eq!(served(&before), first);
+    assert!(read_answer(&mut before).await.starts_with("HTTP/1.1 200"));
+}

@@ -8,6 +8,7 @@ pub mod nonce;
 pub mod problem;
 pub mod publication;
 pub mod server;
+pub mod server_cert;
 pub mod tls;
 mod urls;
 

@@ -7,12 +7,12 @@
 //! handshakes, not stalled issuance). Session resumption (tickets and a session cache)
 //! lets returning clients skip the signature altogether.
 
-use std::sync::Arc;
+use std::sync::{Arc, PoisonError, RwLock};
 
 use rustls::crypto::ring::default_provider;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, SubjectPublicKeyInfoDer};
-use rustls::server::ServerConfig;
-use rustls::sign::{CertifiedKey, SigningKey, SingleCertAndKey};
+use rustls::server::{ClientHello, ResolvesServerCert, ServerConfig};
+use rustls::sign::{CertifiedKey, SigningKey};
 use rustls::{SignatureAlgorithm, SignatureScheme};
 
 use crate::hsm::{SignatureScheme as Scheme, Signer, TokenSigner};
@@ -134,12 +134,49 @@ impl rustls::sign::Signer for TokenTlsSigner {
 #[error("TLS: {0}")]
 pub struct TlsError(String);
 
-/// A server configuration whose key stays on the token.
+/// The certificate the server presents, replaced in place when it is renewed: handshakes
+/// after the swap get the new chain, connections already open keep theirs.
+#[derive(Debug)]
+pub struct ServedCertificate {
+    current: RwLock<Arc<CertifiedKey>>,
+}
+
+impl ServedCertificate {
+    fn new(certified: CertifiedKey) -> Result<Self, TlsError> {
+        check_keys(&certified)?;
+        Ok(Self {
+            current: RwLock::new(Arc::new(certified)),
+        })
+    }
+
+    /// Serves `chain` with the same key from now on.
+    pub fn replace(&self, chain: Vec<CertificateDer<'static>>) -> Result<(), TlsError> {
+        let key = Arc::clone(&self.get().key);
+        let certified = CertifiedKey::new(chain, key);
+        check_keys(&certified)?;
+        *self.current.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(certified);
+        Ok(())
+    }
+
+    /// The chain and key served now.
+    pub fn get(&self) -> Arc<CertifiedKey> {
+        Arc::clone(&self.current.read().unwrap_or_else(PoisonError::into_inner))
+    }
+}
+
+impl ResolvesServerCert for ServedCertificate {
+    fn resolve(&self, _hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        Some(self.get())
+    }
+}
+
+/// A server configuration whose key stays on the token, and the handle that renews its
+/// certificate.
 pub fn token_server_config(
     chain: Vec<CertificateDer<'static>>,
     signer: Arc<TokenSigner>,
     budget: TlsBudget,
-) -> Result<Arc<ServerConfig>, TlsError> {
+) -> Result<(Arc<ServerConfig>, Arc<ServedCertificate>), TlsError> {
     let scheme = match signer.scheme() {
         Scheme::EcdsaP256Sha256 => SignatureScheme::ECDSA_NISTP256_SHA256,
         Scheme::EcdsaP384Sha384 => SignatureScheme::ECDSA_NISTP384_SHA384,
@@ -154,7 +191,11 @@ pub fn token_server_config(
         scheme,
         budget,
     });
-    finish(CertifiedKey::new(chain, key))
+    let served = Arc::new(ServedCertificate::new(CertifiedKey::new(chain, key))?);
+    Ok((
+        finish(Arc::clone(&served) as Arc<dyn ResolvesServerCert>)?,
+        served,
+    ))
 }
 
 /// A server configuration from a certificate chain and a PEM key file (operator-managed).
@@ -167,22 +208,27 @@ pub fn file_server_config(
         .key_provider
         .load_private_key(key)
         .map_err(|e| TlsError(format!("private key: {e}")))?;
-    finish(CertifiedKey::new(chain, key))
+    finish(Arc::new(ServedCertificate::new(CertifiedKey::new(
+        chain, key,
+    ))?))
 }
 
-fn finish(certified: CertifiedKey) -> Result<Arc<ServerConfig>, TlsError> {
+fn check_keys(certified: &CertifiedKey) -> Result<(), TlsError> {
     certified.keys_match().or_else(|e| match e {
         // Token keys may not expose their SPKI through rustls; the caller checked it.
         rustls::Error::InconsistentKeys(rustls::InconsistentKeys::Unknown) => Ok(()),
         other => Err(TlsError(format!(
             "certificate and key do not match: {other}"
         ))),
-    })?;
+    })
+}
+
+fn finish(resolver: Arc<dyn ResolvesServerCert>) -> Result<Arc<ServerConfig>, TlsError> {
     let mut config = ServerConfig::builder_with_provider(Arc::new(default_provider()))
         .with_safe_default_protocol_versions()
         .map_err(|e| TlsError(e.to_string()))?
         .with_no_client_auth()
-        .with_cert_resolver(Arc::new(SingleCertAndKey::from(certified)));
+        .with_cert_resolver(resolver);
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     // Resumption needs no signature: stateless tickets (keys rotate in memory) and a cache
     // for clients that do not take tickets.
