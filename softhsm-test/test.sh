@@ -169,8 +169,12 @@ fi
 stage "public-key EAB: the README's client against the running server"
 openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$scratch/eab-key.pem" 2>/dev/null
 openssl pkey -in "$scratch/eab-key.pem" -pubout -out "$scratch/eab-key.pub.pem"
-pub_kid=$("$bin" --config "$demo/hsm-acme.toml" eab create --profile default \
-    --public-key "$scratch/eab-key.pub.pem" --label "test.sh" --json | jq -r .kid)
+"$bin" --config "$demo/hsm-acme.toml" eab create --profile default \
+    --public-key "$scratch/eab-key.pub.pem" --label "test.sh" --json > "$scratch/eab-pub.json" ||
+    { cat "$scratch/eab-pub.json"; tail -50 "$scratch/serve-eab.log"; exit 1; }
+pub_kid=$(jq -r .kid "$scratch/eab-pub.json")
+[ -n "$pub_kid" ] && [ "$pub_kid" != null ] ||
+    { cat "$scratch/eab-pub.json"; tail -50 "$scratch/serve-eab.log"; exit 1; }
 python=/usr/bin/python3
 [ -x "$python" ] || python=python3
 "$python" "$here/eab-public-key.py" --directory https://127.0.0.1:14000/directory \

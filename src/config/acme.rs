@@ -1,0 +1,133 @@
+//! `[acme]`: the ACME profile.
+
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use super::ca::CaConfig;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawAcme {
+    name: Option<String>,
+    ca: String,
+    #[serde(default)]
+    eab_required: bool,
+    validity_days: Option<u32>,
+    #[serde(default)]
+    client_auth: bool,
+    terms_of_service: Option<String>,
+    website: Option<String>,
+    #[serde(default)]
+    caa_identities: Vec<String>,
+    #[serde(default)]
+    allowed_domains: Vec<String>,
+    #[serde(default = "yes")]
+    wildcards: bool,
+    #[serde(default)]
+    wildcard_http01: bool,
+    #[serde(default = "yes")]
+    ip_identifiers: bool,
+    #[serde(default = "yes")]
+    pre_authorization: bool,
+    #[serde(default)]
+    authz_reuse_hours: u32,
+    caa_recheck_hours: Option<u32>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// `[acme]`: the ACME profile.
+#[derive(Debug, Clone)]
+pub struct AcmeConfig {
+    /// The profile's name (default `default`): EAB keys and accounts belong to it.
+    pub name: String,
+    /// The `[[ca]]` that issues.
+    pub ca: String,
+    /// newAccount needs an external account binding (RFC 8555 §7.3.4).
+    pub eab_required: bool,
+    /// Longest certificate lifetime, days.
+    pub validity_days: u32,
+    /// Add clientAuth to issued certificates.
+    pub client_auth: bool,
+    /// Terms of service URL; when set, newAccount must agree.
+    pub terms_of_service: Option<String>,
+    /// Website URL for the directory.
+    pub website: Option<String>,
+    /// CAA identities for the directory.
+    pub caa_identities: Vec<String>,
+    /// Domains issued for (empty: any).
+    pub allowed_domains: Vec<String>,
+    /// Accept `*.name` identifiers.
+    pub wildcards: bool,
+    /// Offer http-01 for wildcards too (a divergence; default off).
+    pub wildcard_http01: bool,
+    /// Accept `ip` identifiers.
+    pub ip_identifiers: bool,
+    /// Offer newAuthz.
+    pub pre_authorization: bool,
+    /// Reuse valid authorizations this long (zero: never).
+    pub authz_reuse: Duration,
+    /// Check CAA again at finalize for authorizations older than this.
+    pub caa_recheck: Duration,
+}
+
+pub(super) fn check_acme(raw: RawAcme, cas: &[CaConfig]) -> Result<AcmeConfig, String> {
+    if !cas.iter().any(|c| c.name == raw.ca) {
+        return Err(format!("[acme] ca = {:?} names no [[ca]]", raw.ca));
+    }
+    let validity_days = raw.validity_days.unwrap_or(90);
+    if validity_days == 0 || validity_days > 398 {
+        return Err(format!(
+            "[acme] validity_days = {validity_days} is not 1..=398"
+        ));
+    }
+    // CA/B Forum BR §3.2.2.8: CAA is checked within 8 hours before issuance.
+    let caa_recheck_hours = raw.caa_recheck_hours.unwrap_or(8);
+    if caa_recheck_hours > 8 {
+        return Err(format!(
+            "[acme] caa_recheck_hours = {caa_recheck_hours} exceeds the 8 hours the Baseline \
+             Requirements allow"
+        ));
+    }
+    if raw.authz_reuse_hours > 30 * 24 {
+        return Err(format!(
+            "[acme] authz_reuse_hours = {} exceeds 720 (30 days)",
+            raw.authz_reuse_hours
+        ));
+    }
+    let name = raw.name.unwrap_or_else(|| "default".into());
+    if name.is_empty()
+        || name.len() > 64
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    {
+        return Err(format!(
+            "[acme] name = {name:?}: 1 to 64 letters, digits, '-' and '_'"
+        ));
+    }
+    Ok(AcmeConfig {
+        name,
+        ca: raw.ca,
+        eab_required: raw.eab_required,
+        validity_days,
+        client_auth: raw.client_auth,
+        terms_of_service: raw.terms_of_service,
+        website: raw.website,
+        caa_identities: raw.caa_identities,
+        allowed_domains: raw
+            .allowed_domains
+            .iter()
+            .map(|d| d.to_ascii_lowercase())
+            .collect(),
+        wildcards: raw.wildcards,
+        wildcard_http01: raw.wildcard_http01,
+        ip_identifiers: raw.ip_identifiers,
+        pre_authorization: raw.pre_authorization,
+        authz_reuse: Duration::from_secs(u64::from(raw.authz_reuse_hours) * 3600),
+        caa_recheck: Duration::from_secs(u64::from(caa_recheck_hours) * 3600),
+    })
+}
