@@ -86,6 +86,13 @@ done
     --dns-mgmt http://127.0.0.1:14055 --dns-server 127.0.0.1:14053 ||
     { tail -50 "$scratch/serve.log"; exit 1; }
 
+stage "interop: every client and every case through the named endpoint /acme/default/directory"
+"$interop/run-clients.sh" --directory https://127.0.0.1:14000/acme/default/directory \
+    --ca-bundle "$demo/trust-anchor.pem" --root-ca "$demo/trust-anchor.pem" \
+    --http-port 14080 --tls-port 14043 --domain named.interop.test \
+    --dns-mgmt http://127.0.0.1:14055 --dns-server 127.0.0.1:14053 ||
+    { tail -50 "$scratch/serve.log"; exit 1; }
+
 stage "CRL at the distribution point: signed by the issuing CA, lists the revoked certificates"
 sleep 2 # the CRL is re-signed a second after the last revocation
 curl -sf -o "$scratch/issuing.crl" http://127.0.0.1:14090/crl/issuing.crl

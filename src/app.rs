@@ -13,7 +13,7 @@ use crate::acme::DirectoryMeta;
 use crate::ca::csr::KeyPolicy;
 use crate::ca::issuer::{Issuer, IssuerSettings};
 use crate::clock::{Clock, SystemClock};
-use crate::config::{CaIssuer, Config, ServerConfig};
+use crate::config::{AcmeConfig, CaIssuer, Config, ServerConfig};
 use crate::hsm::{HsmRunner, Pkcs11Token, Sealer, Signer};
 use crate::ops::operator::{CrlSigning, Operator};
 use crate::policy::Policy;
@@ -23,7 +23,7 @@ use crate::ra::{Ra, RaParts, RaSettings};
 use crate::store::Store;
 use crate::va::{Va, VaConfig, resolver::DnsResolver};
 use crate::wfe::server_cert::{ServerCertificate, ServerCertificateSettings};
-use crate::wfe::{Wfe, WfeSettings, publication, server, tls};
+use crate::wfe::{Endpoints, Urls, Wfe, WfeSettings, publication, server, tls};
 
 /// Command-line overrides of the configuration, for tests and tools.
 #[derive(Debug, Clone, Default)]
@@ -109,16 +109,6 @@ pub async fn serve(config: Config, overrides: ServeOverrides) -> Result<(), Star
     let capacity = token.session_capacity();
     let tls_share = (capacity / 4).max(1);
     let runner = HsmRunner::new(capacity.saturating_sub(tls_share).max(1));
-    let policy = Policy {
-        allowed_domains: acme.allowed_domains.clone(),
-        max_validity: u64::from(acme.validity_days) * 86_400,
-        wildcards: acme.wildcards,
-        wildcard_http01: acme.wildcard_http01,
-        ip_identifiers: acme.ip_identifiers,
-        validation_networks: validation.network.clone(),
-        max_identifiers: config.rate_limits.identifiers_per_order,
-        ..Policy::default()
-    };
     let (revocations, revoked_cas) = tokio::sync::mpsc::unbounded_channel();
     let sealer: Option<Arc<dyn Sealer>> = match &config.sealing_key {
         Some(label) => {
@@ -145,30 +135,48 @@ pub async fn serve(config: Config, overrides: ServeOverrides) -> Result<(), Star
             ),
         }
     }
-    let urls = crate::wfe::Urls::new(&server.base_url());
-    let ra = Ra::new(RaParts {
+    let base_url = server.base_url();
+    let shared = EndpointShared {
         store,
-        policy,
-        key_policy: KeyPolicy::default(),
         validator,
-        issuer: Arc::clone(&issuer),
         runner: runner.clone(),
         clock: Arc::clone(&clock),
-        settings: RaSettings {
-            account_url_prefix: urls.account_prefix(),
-            profile: acme.name.clone(),
-            eab_required: acme.eab_required,
-            new_account_url: urls.acme("new-account"),
-            limits: config.rate_limits,
-            suffixes: Arc::new(suffixes),
-            pre_authorization: acme.pre_authorization,
-            authz_reuse: acme.authz_reuse,
-            caa_recheck_age: acme.caa_recheck,
-            ..RaSettings::default()
-        },
         revocations,
         sealer: sealer.clone(),
-    });
+        suffixes: Arc::new(suffixes),
+        limits: config.rate_limits,
+        network: validation.network.clone(),
+        body_timeout: server.limits.idle_timeout,
+        nonces: crate::wfe::shared_nonces(),
+    };
+    // The default endpoint at its original URLs, and under `/acme/<name>/` with every other
+    // endpoint; each has its RA (policy, issuing CA, URLs) over the one store and token.
+    let urls = Urls::new(&base_url);
+    let ra = shared.ra(&acme, Arc::clone(&issuer), &urls);
+    let default_wfe = shared.wfe(ra.clone(), &acme, urls.clone());
+    let mut named = std::collections::BTreeMap::new();
+    let named_urls = Urls::endpoint(&base_url, &acme.name);
+    named.insert(
+        acme.name.clone(),
+        shared.wfe(
+            shared.ra(&acme, Arc::clone(&issuer), &named_urls),
+            &acme,
+            named_urls,
+        ),
+    );
+    for endpoint in &config.endpoints {
+        let issuer = if endpoint.ca == acme.ca && endpoint.client_auth == acme.client_auth {
+            Arc::clone(&issuer)
+        } else {
+            Arc::new(load_issuer(&config, &token, endpoint)?)
+        };
+        let urls = Urls::endpoint(&base_url, &endpoint.name);
+        let ra = shared.ra(endpoint, issuer, &urls);
+        named.insert(endpoint.name.clone(), shared.wfe(ra, endpoint, urls));
+        tracing::info!(endpoint = %endpoint.name, ca = %endpoint.ca, enabled = endpoint.enabled,
+            directory = %format!("{base_url}/acme/{}/directory", endpoint.name), "ACME endpoint");
+    }
+    let endpoints = Endpoints::new(default_wfe, named);
     ra.recover()
         .await
         .map_err(|e| StartError(format!("recovery: {e}")))?;
@@ -181,21 +189,7 @@ pub async fn serve(config: Config, overrides: ServeOverrides) -> Result<(), Star
         Duration::from_secs(u64::from(acme.validity_days) * 86_400),
         tls::TlsBudget::new(tls_share),
     )?;
-    let base_url = server.base_url();
     let admin_reader = ra.reader().clone();
-    let wfe = Wfe::new(
-        ra,
-        WfeSettings {
-            base_url: base_url.clone(),
-            meta: DirectoryMeta {
-                terms_of_service: acme.terms_of_service.clone(),
-                website: acme.website.clone(),
-                caa_identities: acme.caa_identities.clone(),
-                external_account_required: acme.eab_required,
-            },
-            body_timeout: server.limits.idle_timeout,
-        },
-    );
     let listener = tokio::net::TcpListener::bind(server.listen)
         .await
         .map_err(|e| StartError(format!("listening on {}: {e}", server.listen)))?;
@@ -246,7 +240,10 @@ pub async fn serve(config: Config, overrides: ServeOverrides) -> Result<(), Star
         });
         let operator = Arc::new(Operator {
             store: admin_store,
-            profiles: vec![acme.name.clone()],
+            profiles: std::iter::once(&acme)
+                .chain(&config.endpoints)
+                .map(|e| e.name.clone())
+                .collect(),
             account_url_prefix: urls.account_prefix(),
             sealer,
             crls,
@@ -294,7 +291,7 @@ pub async fn serve(config: Config, overrides: ServeOverrides) -> Result<(), Star
     if let Some(interval) = watchdog_interval() {
         tokio::spawn(watchdog(interval, admin_reader));
     }
-    server::serve(listener, tls_config, wfe, server.limits, stopped()).await;
+    server::serve(listener, tls_config, endpoints, server.limits, stopped()).await;
     Ok(())
 }
 
@@ -455,10 +452,83 @@ async fn shutdown_signal() {
 }
 
 /// The issuing CA of the ACME profile: key on the token, certificate and chain from files.
+/// What every ACME endpoint of the server shares: one store, one validator, one token.
+struct EndpointShared {
+    store: Store,
+    validator: Arc<Va>,
+    runner: HsmRunner,
+    clock: Arc<dyn Clock>,
+    revocations: tokio::sync::mpsc::UnboundedSender<String>,
+    sealer: Option<Arc<dyn Sealer>>,
+    suffixes: Arc<SuffixList>,
+    limits: crate::ra::limits::RateLimits,
+    network: crate::policy::network::NetworkPolicy,
+    body_timeout: Duration,
+    nonces: Arc<crate::wfe::nonce::NonceStore>,
+}
+
+impl EndpointShared {
+    /// The RA of `endpoint` at `urls`, issuing with `issuer`.
+    fn ra(&self, endpoint: &AcmeConfig, issuer: Arc<Issuer>, urls: &Urls) -> Ra {
+        let policy = Policy {
+            allowed_domains: endpoint.allowed_domains.clone(),
+            max_validity: u64::from(endpoint.validity_days) * 86_400,
+            wildcards: endpoint.wildcards,
+            wildcard_http01: endpoint.wildcard_http01,
+            ip_identifiers: endpoint.ip_identifiers,
+            validation_networks: self.network.clone(),
+            max_identifiers: self.limits.identifiers_per_order,
+            ..Policy::default()
+        };
+        Ra::new(RaParts {
+            store: self.store.clone(),
+            policy,
+            key_policy: KeyPolicy::default(),
+            validator: Arc::clone(&self.validator) as Arc<dyn crate::va::Validator>,
+            issuer,
+            runner: self.runner.clone(),
+            clock: Arc::clone(&self.clock),
+            settings: RaSettings {
+                account_url_prefix: urls.account_prefix(),
+                profile: endpoint.name.clone(),
+                eab_required: endpoint.eab_required,
+                new_account_url: urls.acme("new-account"),
+                limits: self.limits,
+                suffixes: Arc::clone(&self.suffixes),
+                pre_authorization: endpoint.pre_authorization,
+                authz_reuse: endpoint.authz_reuse,
+                caa_recheck_age: endpoint.caa_recheck,
+                ..RaSettings::default()
+            },
+            revocations: self.revocations.clone(),
+            sealer: self.sealer.clone(),
+        })
+    }
+
+    /// The front end of `endpoint` over `ra`.
+    fn wfe(&self, ra: Ra, endpoint: &AcmeConfig, urls: Urls) -> Arc<Wfe> {
+        Wfe::new(
+            ra,
+            WfeSettings {
+                urls,
+                enabled: endpoint.enabled,
+                meta: DirectoryMeta {
+                    terms_of_service: endpoint.terms_of_service.clone(),
+                    website: endpoint.website.clone(),
+                    caa_identities: endpoint.caa_identities.clone(),
+                    external_account_required: endpoint.eab_required,
+                },
+                body_timeout: self.body_timeout,
+                nonces: Arc::clone(&self.nonces),
+            },
+        )
+    }
+}
+
 fn load_issuer(
     config: &Config,
     token: &Pkcs11Token,
-    acme: &crate::config::AcmeConfig,
+    acme: &AcmeConfig,
 ) -> Result<Issuer, StartError> {
     let ca = config
         .ca(&acme.ca)

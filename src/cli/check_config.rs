@@ -3,7 +3,7 @@
 use std::path::Path;
 
 use super::{CliError, Report};
-use crate::config::Config;
+use crate::config::{Config, ServerConfig};
 
 pub(super) fn run(out: &mut Report, path: &Path) -> Result<(), CliError> {
     let config = Config::load(path)?;
@@ -69,17 +69,31 @@ pub(super) fn run(out: &mut Report, path: &Path) -> Result<(), CliError> {
                 .unwrap_or_default()
         ));
     }
-    if let Some(acme) = &config.acme {
+    let base = config
+        .server
+        .as_ref()
+        .map(ServerConfig::base_url)
+        .unwrap_or_default();
+    for (acme, default) in config
+        .acme
+        .iter()
+        .map(|a| (a, true))
+        .chain(config.endpoints.iter().map(|e| (e, false)))
+    {
         out.line(format!(
-            "ACME profile {:?}: issuing CA {:?}, certificates of up to {} days, {}",
+            "ACME endpoint {:?} at {base}/acme/{}/directory{}: issuing CA {:?}, certificates \
+             of up to {} days, {}{}",
             acme.name,
+            acme.name,
+            if default { " and /directory" } else { "" },
             acme.ca,
             acme.validity_days,
             if acme.eab_required {
                 "external account binding required"
             } else {
                 "open registration (no external account binding required)"
-            }
+            },
+            if acme.enabled { "" } else { "; DISABLED" }
         ));
         if acme.eab_required && config.sealing_key.is_none() {
             out.line(

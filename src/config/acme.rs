@@ -1,15 +1,19 @@
-//! `[acme]`: the ACME profile.
+//! `[acme]` (the default ACME endpoint) and `[[endpoint]]` (more of them, each under
+//! `/acme/<name>/`): who may use the CA, and how.
 
 use std::time::Duration;
 
 use serde::Deserialize;
 
 use super::ca::CaConfig;
+use crate::wfe::endpoints::RESERVED_NAMES;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawAcme {
     name: Option<String>,
+    #[serde(default = "yes")]
+    enabled: bool,
     ca: String,
     #[serde(default)]
     eab_required: bool,
@@ -39,11 +43,15 @@ fn yes() -> bool {
     true
 }
 
-/// `[acme]`: the ACME profile.
+/// `[acme]` or one `[[endpoint]]`: an ACME endpoint.
 #[derive(Debug, Clone)]
 pub struct AcmeConfig {
-    /// The profile's name (default `default`): EAB keys and accounts belong to it.
+    /// The endpoint's name (`[acme]`: default `default`): EAB keys and accounts belong to
+    /// it, and it answers under `/acme/<name>/`.
     pub name: String,
+    /// A disabled endpoint answers every request, its directory included, with a problem
+    /// that says so.
+    pub enabled: bool,
     /// The `[[ca]]` that issues.
     pub ca: String,
     /// newAccount needs an external account binding (RFC 8555 §7.3.4).
@@ -74,27 +82,37 @@ pub struct AcmeConfig {
     pub caa_recheck: Duration,
 }
 
-pub(super) fn check_acme(raw: RawAcme, cas: &[CaConfig]) -> Result<AcmeConfig, String> {
+/// Checks `[acme]` (`default_table`) or an `[[endpoint]]` (which must be named).
+pub(super) fn check_acme(
+    raw: RawAcme,
+    cas: &[CaConfig],
+    default_table: bool,
+) -> Result<AcmeConfig, String> {
+    let table = match (&raw.name, default_table) {
+        (_, true) => "[acme]".to_owned(),
+        (Some(name), false) => format!("[[endpoint]] {name:?}"),
+        (None, false) => return Err("[[endpoint]] needs a name".into()),
+    };
     if !cas.iter().any(|c| c.name == raw.ca) {
-        return Err(format!("[acme] ca = {:?} names no [[ca]]", raw.ca));
+        return Err(format!("{table}: ca = {:?} names no [[ca]]", raw.ca));
     }
     let validity_days = raw.validity_days.unwrap_or(90);
     if validity_days == 0 || validity_days > 398 {
         return Err(format!(
-            "[acme] validity_days = {validity_days} is not 1..=398"
+            "{table}: validity_days = {validity_days} is not 1..=398"
         ));
     }
     // CA/B Forum BR §3.2.2.8: CAA is checked within 8 hours before issuance.
     let caa_recheck_hours = raw.caa_recheck_hours.unwrap_or(8);
     if caa_recheck_hours > 8 {
         return Err(format!(
-            "[acme] caa_recheck_hours = {caa_recheck_hours} exceeds the 8 hours the Baseline \
+            "{table}: caa_recheck_hours = {caa_recheck_hours} exceeds the 8 hours the Baseline \
              Requirements allow"
         ));
     }
     if raw.authz_reuse_hours > 30 * 24 {
         return Err(format!(
-            "[acme] authz_reuse_hours = {} exceeds 720 (30 days)",
+            "{table}: authz_reuse_hours = {} exceeds 720 (30 days)",
             raw.authz_reuse_hours
         ));
     }
@@ -106,11 +124,17 @@ pub(super) fn check_acme(raw: RawAcme, cas: &[CaConfig]) -> Result<AcmeConfig, S
             .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
     {
         return Err(format!(
-            "[acme] name = {name:?}: 1 to 64 letters, digits, '-' and '_'"
+            "{table}: name = {name:?}: 1 to 64 letters, digits, '-' and '_'"
+        ));
+    }
+    if RESERVED_NAMES.contains(&name.as_str()) {
+        return Err(format!(
+            "{table}: name = {name:?} is a resource of /acme/ itself; choose another"
         ));
     }
     Ok(AcmeConfig {
         name,
+        enabled: raw.enabled,
         ca: raw.ca,
         eab_required: raw.eab_required,
         validity_days,

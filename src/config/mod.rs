@@ -65,6 +65,8 @@ struct RawConfig {
     rate_limits: Option<limits::RawRateLimits>,
     #[serde(default, rename = "ca")]
     cas: Vec<ca::RawCa>,
+    #[serde(default, rename = "endpoint")]
+    endpoints: Vec<acme::RawAcme>,
 }
 
 #[derive(Deserialize)]
@@ -88,8 +90,10 @@ pub struct Config {
     pub token: TokenSettings,
     /// The HTTPS listener, for `serve`.
     pub server: Option<ServerConfig>,
-    /// The ACME profile, for `serve`.
+    /// The default ACME endpoint, for `serve`.
     pub acme: Option<AcmeConfig>,
+    /// More ACME endpoints (`[[endpoint]]`), each under `/acme/<name>/`.
+    pub endpoints: Vec<AcmeConfig>,
     /// Outbound validation.
     pub validation: ValidationConfig,
     /// CRL and CA certificate publication.
@@ -150,9 +154,26 @@ impl Config {
             .map_err(err)?;
         let acme = raw
             .acme
-            .map(|a| acme::check_acme(a, &cas))
+            .map(|a| acme::check_acme(a, &cas, true))
             .transpose()
             .map_err(err)?;
+        let mut endpoints = Vec::with_capacity(raw.endpoints.len());
+        let mut names: BTreeSet<String> = acme.iter().map(|a| a.name.clone()).collect();
+        for raw_endpoint in raw.endpoints {
+            let endpoint = acme::check_acme(raw_endpoint, &cas, false).map_err(err)?;
+            if acme.is_none() {
+                return Err(err(
+                    "[[endpoint]] needs an [acme] table: the default endpoint".into(),
+                ));
+            }
+            if !names.insert(endpoint.name.clone()) {
+                return Err(err(format!(
+                    "the endpoint name {:?} is used twice",
+                    endpoint.name
+                )));
+            }
+            endpoints.push(endpoint);
+        }
         let validation = validation::check_validation(raw.validation, &resolve).map_err(err)?;
         let publication = raw
             .publication
@@ -182,6 +203,7 @@ impl Config {
             token,
             server,
             acme,
+            endpoints,
             validation,
             publication,
             storage_path: raw.storage.map(|s| resolve(&s.path)),

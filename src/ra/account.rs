@@ -41,7 +41,8 @@ impl Ra {
                     Ok(r.get::<AccountRecord>(&id)?)
                 })
                 .await?;
-            return match found {
+            let profile = &self.inner.settings.profile;
+            return match found.filter(|a| &a.profile == profile) {
                 Some(account) if account.status == AccountStatus::Valid => Ok(NewAccountOutcome {
                     account,
                     created: false,
@@ -76,7 +77,7 @@ impl Ra {
                     .await?;
                 if let Some(account) = existing.filter(|a| a.status == AccountStatus::Valid) {
                     return Ok(NewAccountOutcome {
-                        account,
+                        account: self.of_this_endpoint(account)?,
                         created: false,
                     });
                 }
@@ -101,10 +102,11 @@ impl Ra {
             profile: self.inner.settings.profile.clone(),
         };
         let accounts_per_ip = self.inner.settings.limits.accounts_per_ip;
+        let ra = self.clone();
         self.write(move |tx| {
             // §7.3.1: a key that already has an account gets that account back.
             if let Some(existing) = tx.account_by_key(&account.thumbprint)? {
-                let account = tx.require::<AccountRecord>(&existing)?;
+                let account = ra.of_this_endpoint(tx.require::<AccountRecord>(&existing)?)?;
                 if account.status != AccountStatus::Valid {
                     return Err(Error::new(
                         ErrorKind::AccountNotValid,
@@ -134,6 +136,20 @@ impl Ra {
             })
         })
         .await
+    }
+
+    /// `account`, if it was made at this ACME endpoint. A key holds one account on the
+    /// whole server; another endpoint does not know that account, and does not open a
+    /// second one for the same key.
+    fn of_this_endpoint(&self, account: AccountRecord) -> Result<AccountRecord, Error> {
+        if account.profile == self.inner.settings.profile {
+            Ok(account)
+        } else {
+            Err(Error::malformed(
+                "this key holds an account at another ACME endpoint of this server; \
+                 use a new account key here",
+            ))
+        }
     }
 
     /// Checks an external account binding against the key it names; the MAC key is

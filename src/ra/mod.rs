@@ -169,6 +169,11 @@ impl Ra {
         &self.inner.reader
     }
 
+    /// The ACME endpoint this RA serves; its accounts carry the name.
+    pub fn endpoint(&self) -> &str {
+        &self.inner.settings.profile
+    }
+
     /// Whether newAccount needs an external account binding (for the directory).
     pub fn requires_eab(&self) -> bool {
         self.inner.settings.eab_required

@@ -55,28 +55,11 @@ impl Wfe {
         client: std::net::IpAddr,
     ) -> Result<Reply, Error> {
         let rule = match segments {
-            ["acme", "new-account"] => KeyRule::Jwk,
-            ["acme", "revoke-cert"] => KeyRule::Either,
+            ["new-account"] => KeyRule::Jwk,
+            ["revoke-cert"] => KeyRule::Either,
             _ => KeyRule::Kid,
         };
-        let known = matches!(
-            segments,
-            ["directory"]
-                | ["acme", "new-nonce"]
-                | [
-                    "acme",
-                    "new-account" | "new-order" | "new-authz" | "key-change" | "revoke-cert"
-                ]
-                | ["acme", "acct", _]
-                | ["acme", "acct", _, "orders"]
-                | ["acme", "order", _]
-                | ["acme", "order", _, "finalize"]
-                | ["acme", "authz", _]
-                | ["acme", "chall", _, _]
-                | ["acme", "cert", _]
-                | ["acme", "cert", _, _]
-        );
-        if !known {
+        if !is_posted_resource(segments) {
             return Err(Error::not_found(format!("no resource at {url}")));
         }
         let verified = self.verify(body, rule, url).await?;
@@ -86,23 +69,23 @@ impl Wfe {
                 post_as_get(&verified)?;
                 self.directory()
             }
-            ["acme", "new-nonce"] => {
+            ["new-nonce"] => {
                 post_as_get(&verified)?;
                 Ok(Reply::empty(StatusCode::NO_CONTENT))
             }
-            ["acme", "new-account"] => self.new_account(verified, client).await,
-            ["acme", "acct", id] => self.account(verified, id).await,
-            ["acme", "acct", id, "orders"] => self.account_orders(verified, id, query).await,
-            ["acme", "new-order"] => self.new_order(verified).await,
-            ["acme", "new-authz"] => self.new_authz(verified).await,
-            ["acme", "key-change"] => self.key_change(verified, url).await,
-            ["acme", "revoke-cert"] => self.revoke(verified).await,
-            ["acme", "order", id] => self.order(verified, id).await,
-            ["acme", "order", id, "finalize"] => self.finalize(verified, id).await,
-            ["acme", "authz", id] => self.authz(verified, id).await,
-            ["acme", "chall", authz, kind] => self.challenge(verified, authz, kind).await,
-            ["acme", "cert", serial] => self.certificate(verified, serial, "0").await,
-            ["acme", "cert", serial, index] => self.certificate(verified, serial, index).await,
+            ["new-account"] => self.new_account(verified, client).await,
+            ["acct", id] => self.account(verified, id).await,
+            ["acct", id, "orders"] => self.account_orders(verified, id, query).await,
+            ["new-order"] => self.new_order(verified).await,
+            ["new-authz"] => self.new_authz(verified).await,
+            ["key-change"] => self.key_change(verified, url).await,
+            ["revoke-cert"] => self.revoke(verified).await,
+            ["order", id] => self.order(verified, id).await,
+            ["order", id, "finalize"] => self.finalize(verified, id).await,
+            ["authz", id] => self.authz(verified, id).await,
+            ["chall", authz, kind] => self.challenge(verified, authz, kind).await,
+            ["cert", serial] => self.certificate(verified, serial, "0").await,
+            ["cert", serial, index] => self.certificate(verified, serial, index).await,
             _ => Err(Error::not_found(format!("no resource at {url}"))),
         }
     }
@@ -110,8 +93,13 @@ impl Wfe {
     async fn verify(&self, body: &[u8], rule: KeyRule, url: &str) -> Result<Verified, Error> {
         // The account lookup reads redb; it is one short read, done inline.
         let reader = self.ra.reader().clone();
-        let lookup =
-            move |id: &str| -> Result<Option<AccountRecord>, Error> { Ok(reader.get(id)?) };
+        let endpoint = self.ra.endpoint().to_owned();
+        // An account of another endpoint is unknown here (`accountDoesNotExist`).
+        let lookup = move |id: &str| -> Result<Option<AccountRecord>, Error> {
+            Ok(reader
+                .get::<AccountRecord>(id)?
+                .filter(|a| a.profile == endpoint))
+        };
         let prefix = self.urls.account_prefix();
         let ctx = Context {
             url,
@@ -432,6 +420,23 @@ fn same_account<'a>(verified: &'a Verified, id: &str) -> Result<&'a AccountRecor
 }
 
 /// RFC 8555 §6.3: reads are POST-as-GET, with an empty payload.
+/// Whether `segments` (below the endpoint) name a resource that takes POST.
+pub(super) fn is_posted_resource(segments: &[&str]) -> bool {
+    matches!(
+        segments,
+        ["directory" | "new-nonce"]
+            | ["new-account" | "new-order" | "new-authz" | "key-change" | "revoke-cert"]
+            | ["acct", _]
+            | ["acct", _, "orders"]
+            | ["order", _]
+            | ["order", _, "finalize"]
+            | ["authz", _]
+            | ["chall", _, _]
+            | ["cert", _]
+            | ["cert", _, _]
+    )
+}
+
 fn post_as_get(verified: &Verified) -> Result<(), Error> {
     if verified.is_post_as_get() {
         Ok(())

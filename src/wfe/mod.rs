@@ -2,6 +2,7 @@
 //! resources, and puts the headers RFC 8555 wants on every response (a fresh
 //! `Replay-Nonce`, `Link: rel="index"`). No business rules live here.
 
+pub mod endpoints;
 mod handlers;
 pub mod jws;
 pub mod nonce;
@@ -27,6 +28,7 @@ pub use urls::Urls;
 use crate::acme::DirectoryMeta;
 use crate::error::{Error, ErrorKind};
 use crate::ra::Ra;
+pub use endpoints::Endpoints;
 use nonce::NonceStore;
 
 /// Largest request body accepted; a JWS with a CSR for 100 names fits well within it.
@@ -39,20 +41,31 @@ const NONCE_LIFETIME: Duration = Duration::from_secs(3600);
 /// Front-end settings from the configuration.
 #[derive(Debug, Clone)]
 pub struct WfeSettings {
-    /// Public base URL, e.g. `https://acme.example.net`.
-    pub base_url: String,
+    /// The endpoint's URLs.
+    pub urls: Urls,
+    /// Whether the endpoint serves; a disabled one refuses every request with a problem.
+    pub enabled: bool,
     /// Directory metadata.
     pub meta: DirectoryMeta,
     /// Longest a request body may take to arrive, in all.
     pub body_timeout: Duration,
+    /// Nonces, shared by every endpoint of the server ([`shared_nonces`]).
+    pub nonces: Arc<NonceStore>,
+}
+
+/// One nonce store for the whole server: a nonce from any endpoint's newNonce is good,
+/// once, at every endpoint.
+pub fn shared_nonces() -> Arc<NonceStore> {
+    Arc::new(NonceStore::new(NONCE_CAPACITY, NONCE_LIFETIME))
 }
 
 /// The ACME front end.
 pub struct Wfe {
     ra: Ra,
-    nonces: NonceStore,
+    nonces: Arc<NonceStore>,
     verifiers: jws::VerifierCache,
     urls: Urls,
+    enabled: bool,
     meta: DirectoryMeta,
     body_timeout: Duration,
     requests: AtomicU64,
@@ -108,9 +121,10 @@ impl Wfe {
     pub fn new(ra: Ra, settings: WfeSettings) -> Arc<Self> {
         Arc::new(Self {
             ra,
-            nonces: NonceStore::new(NONCE_CAPACITY, NONCE_LIFETIME),
+            nonces: settings.nonces,
             verifiers: jws::VerifierCache::default(),
-            urls: Urls::new(&settings.base_url),
+            urls: settings.urls,
+            enabled: settings.enabled,
             meta: settings.meta,
             body_timeout: settings.body_timeout,
             requests: AtomicU64::new(0),
@@ -122,17 +136,19 @@ impl Wfe {
         &self.urls
     }
 
-    /// Handles one HTTP request from `client`; never fails (errors become problem
+    /// Handles one HTTP request from `client` for `resource`, the path below the endpoint
+    /// (`directory`, `new-order`, `order/<id>`, …); never fails (errors become problem
     /// documents).
     pub async fn handle(
         self: Arc<Self>,
         request: Request<Incoming>,
         client: std::net::IpAddr,
+        resource: &str,
     ) -> Result<Response<Full<Bytes>>, std::convert::Infallible> {
         let id = format!("{:x}", self.requests.fetch_add(1, Ordering::Relaxed));
         let method = request.method().clone();
         let path = request.uri().path().to_owned();
-        let result = self.route(request, client).await;
+        let result = self.route(request, client, resource).await;
         let response = match result {
             Ok(reply) => self.respond(reply),
             Err(error) => {
@@ -154,30 +170,40 @@ impl Wfe {
         &self,
         request: Request<Incoming>,
         client: std::net::IpAddr,
+        resource: &str,
     ) -> Result<Reply, Error> {
+        if !self.enabled {
+            return Err(Error::unauthorized(format!(
+                "the ACME endpoint {:?} is disabled by the CA's operator",
+                self.ra.endpoint()
+            )));
+        }
         let method = request.method().clone();
         let path = request.uri().path().to_owned();
-        let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+        let segments: Vec<&str> = resource.split('/').collect();
         match segments.as_slice() {
             // RFC 8555 §6.3: GET, and POST-as-GET (below), for the directory and newNonce.
             ["directory"] if method != Method::POST => {
                 only(&method, &[Method::GET], || self.directory())
             }
             // RFC 9773 §4.1: renewalInfo is read with a plain GET.
-            ["acme", "renewal-info", cert_id] => {
+            ["renewal-info", cert_id] => {
                 let cert_id = (*cert_id).to_owned();
                 if method != Method::GET && method != Method::HEAD {
                     return Err(not_allowed("GET"));
                 }
                 self.renewal_info(&cert_id).await
             }
-            ["acme", "new-nonce"] if method != Method::POST => match method {
+            ["new-nonce"] if method != Method::POST => match method {
                 // RFC 8555 §7.2: HEAD answers 200, GET 204.
                 Method::HEAD => Ok(Reply::empty(StatusCode::OK)),
                 Method::GET => Ok(Reply::empty(StatusCode::NO_CONTENT)),
                 _ => Err(not_allowed("HEAD, GET, POST")),
             },
             _ => {
+                if !handlers::is_posted_resource(&segments) {
+                    return Err(Error::not_found(format!("no resource at {path}")));
+                }
                 if method != Method::POST {
                     return Err(not_allowed("POST"));
                 }

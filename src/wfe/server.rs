@@ -19,7 +19,7 @@ use tokio::sync::Semaphore;
 use tokio_io_timeout::TimeoutStream;
 use tokio_rustls::TlsAcceptor;
 
-use super::Wfe;
+use super::Endpoints;
 
 /// Time a client has to finish the TLS handshake.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -68,11 +68,11 @@ pub(super) async fn next_connection(
     }
 }
 
-/// Serves `wfe` on `listener` until `shutdown` completes, then drains.
+/// Serves `endpoints` on `listener` until `shutdown` completes, then drains.
 pub async fn serve(
     listener: TcpListener,
     tls: Arc<ServerConfig>,
-    wfe: Arc<Wfe>,
+    endpoints: Arc<Endpoints>,
     limits: ConnectionLimits,
     shutdown: impl Future<Output = ()>,
 ) {
@@ -97,7 +97,7 @@ pub async fn serve(
         stream.set_write_timeout(Some(limits.idle_timeout));
         let stream = Box::pin(stream);
         let acceptor = acceptor.clone();
-        let wfe = Arc::clone(&wfe);
+        let endpoints = Arc::clone(&endpoints);
         let watcher = graceful.watcher();
         tokio::spawn(async move {
             let _slot = slot;
@@ -124,7 +124,7 @@ pub async fn serve(
                 .keep_alive_interval(Some(limits.idle_timeout))
                 .keep_alive_timeout(limits.idle_timeout);
             let client = peer.ip();
-            let service = service_fn(move |request| Arc::clone(&wfe).handle(request, client));
+            let service = service_fn(move |request| Arc::clone(&endpoints).handle(request, client));
             let connection = builder.serve_connection(TokioIo::new(tls), service);
             if let Err(e) = watcher.watch(connection.into_owned()).await {
                 tracing::debug!(%peer, error = %e, "connection ended with an error");

@@ -1,0 +1,119 @@
+//! Which ACME endpoint a request is for. The default endpoint answers at its original URLs
+//! (`/directory`, `/acme/…`), which existing accounts and clients know; every named
+//! endpoint, the default one included, answers under `/acme/<name>/`. The endpoint is
+//! looked up per request from the path; nothing about it is global.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::{Request, Response};
+
+use super::Wfe;
+
+/// Resource names of the original URL layout (`/acme/<resource>`), which no endpoint may
+/// take as its name.
+pub const RESERVED_NAMES: &[&str] = &[
+    "directory",
+    "new-nonce",
+    "new-account",
+    "new-order",
+    "new-authz",
+    "revoke-cert",
+    "key-change",
+    "renewal-info",
+    "acct",
+    "order",
+    "authz",
+    "chall",
+    "cert",
+];
+
+/// Every endpoint of the server.
+pub struct Endpoints {
+    /// The default endpoint at its original URLs.
+    default: Arc<Wfe>,
+    /// Endpoints by name, at `/acme/<name>/`.
+    named: BTreeMap<String, Arc<Wfe>>,
+}
+
+impl Endpoints {
+    /// `default` at the original URLs, and `named` under their names.
+    pub fn new(default: Arc<Wfe>, named: BTreeMap<String, Arc<Wfe>>) -> Arc<Self> {
+        Arc::new(Self { default, named })
+    }
+
+    /// Hands the request to its endpoint.
+    pub async fn handle(
+        self: Arc<Self>,
+        request: Request<Incoming>,
+        client: std::net::IpAddr,
+    ) -> Result<Response<Full<Bytes>>, std::convert::Infallible> {
+        let (wfe, resource) = self.pick(request.uri().path());
+        let resource = resource.to_owned();
+        Arc::clone(wfe).handle(request, client, &resource).await
+    }
+
+    fn pick<'a>(&self, path: &'a str) -> (&Arc<Wfe>, &'a str) {
+        match route(path, |name| self.named.contains_key(name)) {
+            (Some(name), resource) => match self.named.get(name) {
+                Some(wfe) => (wfe, resource),
+                None => (&self.default, ""),
+            },
+            (None, resource) => (&self.default, resource),
+        }
+    }
+}
+
+/// The endpoint `path` is for (`None`: the default one at its original URLs) and the
+/// resource path below it; a path no endpoint knows is an empty resource, answered 404.
+fn route(path: &str, is_named: impl Fn(&str) -> bool) -> (Option<&str>, &str) {
+    let path = path.trim_start_matches('/');
+    if path == "directory" {
+        return (None, path);
+    }
+    let Some(below) = path.strip_prefix("acme/") else {
+        return (None, "");
+    };
+    let (first, rest) = below.split_once('/').unwrap_or((below, ""));
+    if is_named(first) {
+        (Some(first), rest)
+    } else if below == "directory" {
+        // The original layout has no `/acme/directory`.
+        (None, "")
+    } else {
+        (None, below)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_go_to_their_endpoint_and_the_original_layout_to_the_default() {
+        let named = |n: &str| matches!(n, "default" | "xroad");
+        let cases = [
+            ("/directory", (None, "directory")),
+            ("/acme/new-order", (None, "new-order")),
+            ("/acme/order/o1/finalize", (None, "order/o1/finalize")),
+            ("/acme/directory", (None, "")),
+            ("/acme/xroad/directory", (Some("xroad"), "directory")),
+            ("/acme/xroad/order/o1", (Some("xroad"), "order/o1")),
+            ("/acme/default/new-nonce", (Some("default"), "new-nonce")),
+            ("/acme/xroad", (Some("xroad"), "")),
+            ("/acme/other/directory", (None, "other/directory")),
+            ("/", (None, "")),
+            ("/crl/issuing.crl", (None, "")),
+        ];
+        for (path, expected) in cases {
+            assert_eq!(route(path, named), expected, "{path}");
+        }
+        // No endpoint may shadow a resource of the original layout.
+        for name in RESERVED_NAMES {
+            assert_eq!(route(&format!("/acme/{name}/x"), |_| false).0, None);
+        }
+    }
+}

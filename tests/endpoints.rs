@@ -1,0 +1,196 @@
+//! Several ACME endpoints on one server over real HTTPS against a SoftHSM token: each at
+//! `/acme/<name>/directory` with its own issuing CA and rules, the default one also at its
+//! original `/directory`; accounts belong to the endpoint they were made at; a disabled
+//! endpoint refuses everything with a problem that says so.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use common::acme::{new_account, order, setup};
+use common::net::free_port;
+use common::raw::RawClient;
+use hyper::{Method, StatusCode};
+use instant_acme::RetryPolicy;
+use serde_json::{Value, json};
+use x509_cert::Certificate;
+
+const ENDPOINTS: &str = r#"
+[[ca]]
+name = "issuing-b"
+key_label = "issuing-b-key"
+key_type = "ecdsa-p256"
+subject = "CN=Test Issuing B,O=hsm-acme tests"
+certificate = "issuing-b.pem"
+issuer = "root"
+path_len = 0
+
+[[endpoint]]
+name = "xroad"
+ca = "issuing-b"
+validity_days = 10
+allowed_domains = ["xroad.test"]
+
+[[endpoint]]
+name = "off"
+ca = "issuing"
+enabled = false
+"#;
+
+/// Issues a certificate for `name` through the directory at `directory`; returns the leaf.
+async fn issue(s: &common::acme::Setup, directory: &str, name: &str) -> Certificate {
+    let (account, _) = new_account(&s.root(), directory).await;
+    let (mut order, failures) = order(&account, &s.tokens, &[name], str::to_owned).await;
+    assert!(failures.is_empty(), "{failures:?}");
+    order.poll_ready(&RetryPolicy::default()).await.unwrap();
+    order.finalize().await.unwrap();
+    let chain = order
+        .poll_certificate(&RetryPolicy::default())
+        .await
+        .unwrap();
+    Certificate::load_pem_chain(chain.as_bytes())
+        .unwrap()
+        .remove(0)
+}
+
+fn lifetime_days(cert: &Certificate) -> u64 {
+    let validity = cert.tbs_certificate().validity();
+    (validity.not_after.to_unix_duration() - validity.not_before.to_unix_duration()).as_secs()
+        / 86_400
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn endpoints_issue_by_their_own_rules_and_keep_their_accounts_apart() {
+    let s = setup(ENDPOINTS).await;
+    let port = free_port();
+    let _server = s.start(port);
+    let raw = RawClient::new(&s.root(), port);
+    let get = async |path: &str| raw.send(Method::GET, &raw.url(path), None).await;
+
+    // Each endpoint's directory names its own URLs; the default one keeps its original ones.
+    let directory = get("/directory").await;
+    assert_eq!(directory.status, StatusCode::OK);
+    assert_eq!(
+        directory.json()["newOrder"],
+        raw.url("/acme/new-order").as_str()
+    );
+    let default_named = get("/acme/default/directory").await;
+    assert_eq!(
+        default_named.json()["newOrder"],
+        raw.url("/acme/default/new-order").as_str()
+    );
+    let xroad = get("/acme/xroad/directory").await;
+    assert_eq!(xroad.status, StatusCode::OK);
+    let xroad_dir: Value = xroad.json();
+    for resource in [
+        "newNonce",
+        "newAccount",
+        "newOrder",
+        "revokeCert",
+        "keyChange",
+    ] {
+        assert!(
+            xroad_dir[resource]
+                .as_str()
+                .unwrap()
+                .starts_with(&raw.url("/acme/xroad/")),
+            "{resource}: {xroad_dir}"
+        );
+    }
+
+    // A disabled endpoint says so on every request; an unknown one does not exist.
+    for path in ["/acme/off/directory", "/acme/off/new-nonce"] {
+        let off = get(path).await;
+        assert_eq!(off.status, StatusCode::FORBIDDEN, "{path}: {off:?}");
+        assert_eq!(
+            off.json()["type"],
+            "urn:ietf:params:acme:error:unauthorized"
+        );
+        assert!(off.json()["detail"].as_str().unwrap().contains("disabled"));
+    }
+    let unknown = get("/acme/nope/directory").await;
+    assert_eq!(unknown.status, StatusCode::NOT_FOUND, "{unknown:?}");
+    assert_eq!(
+        unknown.json()["type"],
+        "urn:ietf:params:acme:error:malformed"
+    );
+
+    // Each endpoint issues with its CA and its validity.
+    let default_leaf = issue(&s, &s_url(port, "/directory"), "www.default.test").await;
+    let xroad_leaf = issue(&s, &s_url(port, "/acme/xroad/directory"), "ss1.xroad.test").await;
+    let legacy_named = issue(
+        &s,
+        &s_url(port, "/acme/default/directory"),
+        "b.default.test",
+    )
+    .await;
+    let issuer_cn = |cert: &Certificate| cert.tbs_certificate().issuer().to_string();
+    assert!(
+        issuer_cn(&default_leaf).contains("CN=Test Issuing,"),
+        "{}",
+        issuer_cn(&default_leaf)
+    );
+    assert!(issuer_cn(&legacy_named).contains("CN=Test Issuing,"));
+    assert!(
+        issuer_cn(&xroad_leaf).contains("CN=Test Issuing B"),
+        "{}",
+        issuer_cn(&xroad_leaf)
+    );
+    assert_eq!(lifetime_days(&default_leaf), 30);
+    assert_eq!(lifetime_days(&xroad_leaf), 10);
+
+    // The xroad endpoint's allow-list holds there only.
+    let mut client = RawClient::new(&s.root(), port);
+    let new_account = client.url("/acme/xroad/new-account");
+    let made = client
+        .post(&new_account, Some(&json!({"termsOfServiceAgreed": true})))
+        .await;
+    assert_eq!(made.status, StatusCode::CREATED, "{made:?}");
+    client.kid = made.header("location");
+    let refused = client
+        .post(
+            &client.url("/acme/xroad/new-order"),
+            Some(&json!({"identifiers": [{"type": "dns", "value": "www.default.test"}]})),
+        )
+        .await;
+    assert_eq!(
+        refused.json()["type"],
+        "urn:ietf:params:acme:error:rejectedIdentifier",
+        "{refused:?}"
+    );
+
+    // Accounts belong to their endpoint: the default endpoint does not know this one ...
+    let id = client.kid.clone().unwrap();
+    let id = id.rsplit('/').next().unwrap().to_owned();
+    client.kid = Some(client.url(&format!("/acme/acct/{id}")));
+    let unknown = client
+        .post(
+            &client.url("/acme/new-order"),
+            Some(&json!({"identifiers": [{"type": "dns", "value": "www.default.test"}]})),
+        )
+        .await;
+    assert_eq!(
+        unknown.json()["type"],
+        "urn:ietf:params:acme:error:accountDoesNotExist",
+        "{unknown:?}"
+    );
+    // ... and the same key opens no second account there.
+    client.kid = None;
+    let again = client
+        .post(
+            &client.url("/acme/new-account"),
+            Some(&json!({"termsOfServiceAgreed": true})),
+        )
+        .await;
+    assert_eq!(again.status, StatusCode::BAD_REQUEST, "{again:?}");
+    assert!(
+        again.json()["detail"]
+            .as_str()
+            .unwrap()
+            .contains("another ACME endpoint"),
+        "{again:?}"
+    );
+}
+
+fn s_url(port: u16, path: &str) -> String {
+    format!("https://127.0.0.1:{port}{path}")
+}
