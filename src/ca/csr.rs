@@ -1,5 +1,6 @@
 //! Finalize CSRs (RFC 8555 §7.4, RFC 2986): decoded, self-signature verified, names
-//! extracted from the extensionRequest, key checked against the key policy. The RA compares
+//! extracted from the extensionRequest and the subject commonName, key checked against the
+//! key policy. The RA compares
 //! the names with the order; this module knows nothing of ACME beyond the error split.
 
 use std::collections::BTreeSet;
@@ -79,8 +80,10 @@ pub struct ParsedCsr {
     pub dns_names: BTreeSet<String>,
     /// iPAddress SANs.
     pub ip_addresses: BTreeSet<IpAddr>,
-    /// The subject commonName, if any (always one of the SANs).
+    /// The subject commonName, if any; it is one of `dns_names` or `ip_addresses`.
     pub common_name: Option<String>,
+    /// The whole subject, for certificate profiles that copy attributes from it.
+    pub subject: x509_cert::name::Name,
 }
 
 /// Why a CSR was refused; the text is for the ACME client.
@@ -183,18 +186,24 @@ pub fn parse_csr(der: &[u8], policy: &KeyPolicy) -> Result<ParsedCsr, CsrError> 
         .common_name()
         .map_err(|e| bad(format!("subject commonName: {e}")))?
         .map(|cn| cn.value().to_ascii_lowercase());
+    // RFC 8555 §7.4: a dNSName may be requested in the commonName alone (X-Road security
+    // servers do), so the commonName is one of the requested names.
+    let common_name = common_name.map(|cn| cn.trim_end_matches('.').to_owned());
     if let Some(cn) = &common_name {
-        let as_ip = cn.parse::<IpAddr>().ok();
-        let listed = dns_names.contains(cn.trim_end_matches('.'))
-            || as_ip.is_some_and(|ip| ip_addresses.contains(&ip));
-        if !listed {
-            return Err(bad(format!(
-                "the subject commonName {cn:?} is not one of the subjectAltNames"
-            )));
+        match cn.parse::<IpAddr>() {
+            Ok(ip) => {
+                ip_addresses.insert(ip);
+            }
+            Err(_) if cn.is_empty() => return Err(bad("an empty commonName".into())),
+            Err(_) => {
+                dns_names.insert(cn.clone());
+            }
         }
     }
     if dns_names.is_empty() && ip_addresses.is_empty() {
-        return Err(bad("the CSR names nothing: add a subjectAltName".into()));
+        return Err(bad(
+            "the CSR names nothing: add a subjectAltName (or a commonName)".into(),
+        ));
     }
     Ok(ParsedCsr {
         public_key: csr.info.public_key,
@@ -202,6 +211,7 @@ pub fn parse_csr(der: &[u8], policy: &KeyPolicy) -> Result<ParsedCsr, CsrError> 
         dns_names,
         ip_addresses,
         common_name,
+        subject: csr.info.subject,
     })
 }
 

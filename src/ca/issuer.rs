@@ -14,7 +14,7 @@ use x509_cert::ext::pkix::SubjectKeyIdentifier;
 
 use super::CaError;
 use super::distribution::{CheckedDistribution, Distribution};
-use super::leaf::{LeafRequest, PreparedCertificate, prepare_leaf};
+use super::leaf::{LeafContents, LeafRequest, PreparedCertificate, prepare_leaf};
 use crate::hsm::Signer;
 
 /// What goes into every certificate this CA issues, beyond the names and the key.
@@ -157,13 +157,32 @@ impl Issuer {
         not_before: u64,
         not_after: u64,
     ) -> Result<PreparedCertificate, CaError> {
+        let contents = LeafContents::tls_server(self.client_auth);
+        self.prepare_with(
+            dns_names,
+            ip_addresses,
+            public_key,
+            (not_before, not_after),
+            contents,
+        )
+    }
+
+    /// As [`Issuer::prepare`], with what a certificate profile puts in the certificate.
+    pub fn prepare_with(
+        &self,
+        dns_names: Vec<String>,
+        ip_addresses: Vec<IpAddr>,
+        public_key: SubjectPublicKeyInfoOwned,
+        (not_before, not_after): (u64, u64),
+        contents: LeafContents,
+    ) -> Result<PreparedCertificate, CaError> {
         let request = LeafRequest {
             dns_names,
             ip_addresses,
             public_key,
             not_before: UNIX_EPOCH + Duration::from_secs(not_before),
             not_after: UNIX_EPOCH + Duration::from_secs(not_after),
-            client_auth: self.client_auth,
+            contents,
             distribution: self.distribution.clone(),
         };
         prepare_leaf(&request, &self.certificate, self.signer.as_ref())

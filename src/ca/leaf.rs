@@ -8,6 +8,7 @@ use std::time::SystemTime;
 use const_oid::ObjectIdentifier;
 use const_oid::db::rfc5280::{ID_KP_CLIENT_AUTH, ID_KP_SERVER_AUTH};
 use der::asn1::Ia5String;
+use der::flagset::FlagSet;
 use spki::{SubjectPublicKeyInfoOwned, SubjectPublicKeyInfoRef};
 use x509_cert::Certificate;
 use x509_cert::builder::profile::BuilderProfile;
@@ -48,10 +49,42 @@ pub struct LeafRequest {
     pub not_before: SystemTime,
     /// End of validity (cut to the issuer's).
     pub not_after: SystemTime,
-    /// Add the clientAuth EKU.
-    pub client_auth: bool,
+    /// Subject, usages and policies, from the certificate profile.
+    pub contents: LeafContents,
     /// Where the issuer's CRL and certificate are published.
     pub distribution: CheckedDistribution,
+}
+
+/// What a certificate profile puts into a subscriber certificate besides its names, key
+/// and validity.
+#[derive(Debug, Clone)]
+pub struct LeafContents {
+    /// The subject; empty puts the names in the subjectAltName alone (BR §7.1.2.7.2).
+    pub subject: Name,
+    /// extendedKeyUsage purposes.
+    pub extended_key_usage: Vec<ObjectIdentifier>,
+    /// keyUsage bits; `None`: digitalSignature, and keyEncipherment for RSA keys
+    /// (BR §7.1.2.7.11).
+    pub key_usage: Option<FlagSet<KeyUsages>>,
+    /// certificatePolicies; empty omits the extension.
+    pub policies: Vec<ObjectIdentifier>,
+}
+
+impl LeafContents {
+    /// The Baseline Requirements TLS server certificate (BR §7.1.2.7), with clientAuth
+    /// when asked.
+    pub fn tls_server(client_auth: bool) -> Self {
+        let mut extended_key_usage = vec![ID_KP_SERVER_AUTH];
+        if client_auth {
+            extended_key_usage.push(ID_KP_CLIENT_AUTH);
+        }
+        Self {
+            subject: Name::default(),
+            extended_key_usage,
+            key_usage: None,
+            policies: vec![DOMAIN_VALIDATED],
+        }
+    }
 }
 
 /// A certificate ready to sign: its serial and exact TBSCertificate are known.
@@ -70,7 +103,7 @@ struct LeafProfile {
     issuer_key_id: Option<SubjectKeyIdentifier>,
     names: Vec<GeneralName>,
     rsa: bool,
-    client_auth: bool,
+    contents: LeafContents,
     distribution: CheckedDistribution,
 }
 
@@ -79,10 +112,11 @@ impl BuilderProfile for LeafProfile {
         self.issuer.clone()
     }
 
-    /// BR §7.1.2.7.2: commonName is NOT RECOMMENDED; the names live in the SAN alone,
-    /// which RFC 5280 §4.2.1.6 then requires to be critical.
+    /// BR §7.1.2.7.2: commonName is NOT RECOMMENDED; by default the names live in the SAN
+    /// alone, which RFC 5280 §4.2.1.6 then requires to be critical. A profile may copy
+    /// subject attributes from the CSR.
     fn get_subject(&self) -> Name {
-        Name::default()
+        self.contents.subject.clone()
     }
 
     fn build_extensions(
@@ -101,17 +135,21 @@ impl BuilderProfile for LeafProfile {
             .to_extension(subject, &[])?,
         ];
         // BR §7.1.2.7.11: digitalSignature; keyEncipherment only for RSA keys.
-        let mut usage = KeyUsages::DigitalSignature.into();
-        if self.rsa {
-            usage |= KeyUsages::KeyEncipherment;
-        }
+        let usage = self.contents.key_usage.unwrap_or_else(|| {
+            let mut usage = KeyUsages::DigitalSignature.into();
+            if self.rsa {
+                usage |= KeyUsages::KeyEncipherment;
+            }
+            usage
+        });
         out.push(KeyUsage(usage).to_extension(subject, &out)?);
-        // BR §7.1.2.7.10: serverAuth, optionally clientAuth, nothing else.
-        let mut eku = vec![ID_KP_SERVER_AUTH];
-        if self.client_auth {
-            eku.push(ID_KP_CLIENT_AUTH);
+        // BR §7.1.2.7.10: serverAuth, optionally clientAuth, nothing else (by default).
+        if !self.contents.extended_key_usage.is_empty() {
+            out.push(
+                ExtendedKeyUsage(self.contents.extended_key_usage.clone())
+                    .to_extension(subject, &out)?,
+            );
         }
-        out.push(ExtendedKeyUsage(eku).to_extension(subject, &out)?);
         // RFC 5280 §4.2.1.6: critical when the subject is empty (the helper decides).
         out.push(SubjectAltName(self.names.clone()).to_extension(subject, &out)?);
         // BR §7.1.2.11.1: keyIdentifier only, equal to the issuer's SKI.
@@ -126,14 +164,19 @@ impl BuilderProfile for LeafProfile {
             }
             .to_extension(subject, &out)?,
         );
-        // BR §7.1.2.7.9: a reserved CA/B Forum policy identifier.
-        out.push(
-            CertificatePolicies(vec![PolicyInformation {
-                policy_identifier: DOMAIN_VALIDATED,
-                policy_qualifiers: None,
-            }])
-            .to_extension(subject, &out)?,
-        );
+        // BR §7.1.2.7.9: a reserved CA/B Forum policy identifier (by default).
+        if !self.contents.policies.is_empty() {
+            let policies = self
+                .contents
+                .policies
+                .iter()
+                .map(|oid| PolicyInformation {
+                    policy_identifier: *oid,
+                    policy_qualifiers: None,
+                })
+                .collect();
+            out.push(CertificatePolicies(policies).to_extension(subject, &out)?);
+        }
         // BR §7.1.2.7.7 and §7.1.2.7.8: the issuer's CRL and certificate.
         self.distribution.push_extensions(subject, &mut out)?;
         // BR §7.1.2.7.6: subjectKeyIdentifier is NOT RECOMMENDED for subscribers; omitted.
@@ -177,7 +220,7 @@ pub fn prepare_leaf(
         issuer_key_id,
         names,
         rsa: request.public_key.algorithm.oid == RSA_ENCRYPTION,
-        client_auth: request.client_auth,
+        contents: request.contents.clone(),
         distribution: request.distribution.clone(),
     };
     let serial = random_serial()?;

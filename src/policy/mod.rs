@@ -1,6 +1,7 @@
 //! What this CA is willing to issue for: identifier syntax and scope, challenge types per
 //! identifier, requested validity. The RA asks; nothing here does I/O.
 
+pub mod certificate;
 pub mod network;
 pub mod pattern;
 pub mod suffix;
