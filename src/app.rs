@@ -10,7 +10,6 @@ use rustls::pki_types::pem::PemObject;
 use x509_cert::Certificate;
 
 use crate::acme::DirectoryMeta;
-use crate::ca::csr::KeyPolicy;
 use crate::ca::issuer::{Issuer, IssuerSettings};
 use crate::clock::{Clock, SystemClock};
 use crate::config::{AcmeConfig, CaIssuer, Config, ServerConfig};
@@ -148,6 +147,7 @@ pub async fn serve(config: Config, overrides: ServeOverrides) -> Result<(), Star
         network: validation.network.clone(),
         body_timeout: server.limits.idle_timeout,
         nonces: crate::wfe::shared_nonces(),
+        config: Arc::new(config.clone()),
     };
     // The default endpoint at its original URLs, and under `/acme/<name>/` with every other
     // endpoint; each has its RA (policy, issuing CA, URLs) over the one store and token.
@@ -465,6 +465,8 @@ struct EndpointShared {
     network: crate::policy::network::NetworkPolicy,
     body_timeout: Duration,
     nonces: Arc<crate::wfe::nonce::NonceStore>,
+    /// The configuration, for each endpoint's certificate profiles.
+    config: Arc<Config>,
 }
 
 impl EndpointShared {
@@ -483,7 +485,6 @@ impl EndpointShared {
         Ra::new(RaParts {
             store: self.store.clone(),
             policy,
-            key_policy: KeyPolicy::default(),
             validator: Arc::clone(&self.validator) as Arc<dyn crate::va::Validator>,
             issuer,
             runner: self.runner.clone(),
@@ -498,6 +499,8 @@ impl EndpointShared {
                 pre_authorization: endpoint.pre_authorization,
                 authz_reuse: endpoint.authz_reuse,
                 caa_recheck_age: endpoint.caa_recheck,
+                certificate_profiles: self.config.profiles_of(endpoint),
+                advertise_profiles: !endpoint.certificate_profiles.is_empty(),
                 ..RaSettings::default()
             },
             revocations: self.revocations.clone(),
@@ -517,6 +520,7 @@ impl EndpointShared {
                     website: endpoint.website.clone(),
                     caa_identities: endpoint.caa_identities.clone(),
                     external_account_required: endpoint.eab_required,
+                    profiles: std::collections::BTreeMap::new(),
                 },
                 body_timeout: self.body_timeout,
                 nonces: Arc::clone(&self.nonces),

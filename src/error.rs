@@ -30,6 +30,8 @@ pub enum ErrorKind {
     BadRevocationReason,
     ExternalAccountRequired,
     InvalidContact,
+    /// draft-ietf-acme-profiles: an unknown certificate profile (400).
+    InvalidProfile,
     UnsupportedContact,
     Caa,
     /// The resource does not exist (404).

@@ -194,3 +194,210 @@ async fn endpoints_issue_by_their_own_rules_and_keep_their_accounts_apart() {
 fn s_url(port: u16, path: &str) -> String {
     format!("https://127.0.0.1:{port}{path}")
 }
+
+const PROFILES: &str = r#"
+[[endpoint]]
+name = "xroad"
+ca = "issuing"
+certificate_profiles = ["xroad-auth", "tls"]
+
+[[certificate_profile]]
+name = "xroad-auth"
+description = "X-Road security server authentication certificate"
+validity_days = 20
+extended_key_usage = ["clientAuth", "serverAuth"]
+key_usage = ["digitalSignature", "keyEncipherment"]
+policy_oids = []
+subject_attributes = ["C", "O", "serialNumber", "CN"]
+subject_patterns = { C = "[A-Z]{2}", serialNumber = "[A-Z]{2}/[A-Z]+/[0-9]+" }
+subject_required = ["C", "O", "serialNumber", "CN"]
+
+[[certificate_profile]]
+name = "tls"
+description = "TLS server certificate"
+validity_days = 7
+"#;
+
+/// A CSR with `subject` and no subjectAltName (the name in the CN alone), as X-Road
+/// security servers make them; `extra` adds an OU.
+fn xroad_csr(cn: &str, ou: bool) -> String {
+    use base64::Engine;
+    use rcgen::{DnType, DnValue};
+    let key = rcgen::KeyPair::generate().unwrap();
+    let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    let mut dn = rcgen::DistinguishedName::new();
+    dn.push(
+        DnType::CountryName,
+        DnValue::PrintableString("EE".try_into().unwrap()),
+    );
+    dn.push(DnType::OrganizationName, "Test Org");
+    if ou {
+        dn.push(DnType::OrganizationalUnitName, "Unit");
+    }
+    dn.push(
+        DnType::CustomDnType(vec![2, 5, 4, 5]),
+        DnValue::PrintableString("EE/GOV/1234".try_into().unwrap()),
+    );
+    dn.push(DnType::CommonName, cn);
+    params.distinguished_name = dn;
+    let csr = params.serialize_request(&key).unwrap();
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(csr.der())
+}
+
+/// An order for `name` under `profile`, its authorization answered; returns the order.
+async fn ready_order(
+    client: &RawClient,
+    tokens: &common::net::Tokens,
+    name: &str,
+    profile: Option<&str>,
+) -> Value {
+    let mut payload = json!({"identifiers": [{"type": "dns", "value": name}]});
+    if let Some(profile) = profile {
+        payload["profile"] = json!(profile);
+    }
+    let order = client
+        .post(&client.url("/acme/xroad/new-order"), Some(&payload))
+        .await;
+    assert_eq!(order.status, StatusCode::CREATED, "{order:?}");
+    let url = order.header("location").unwrap();
+    let authz = client
+        .post(order.json()["authorizations"][0].as_str().unwrap(), None)
+        .await
+        .json();
+    client.answer_http01(&authz, tokens).await;
+    let mut body = order.json();
+    body["url"] = json!(url);
+    body
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn certificate_profiles_are_offered_chosen_and_x_road_csrs_are_issued_as_asked() {
+    let s = setup(PROFILES).await;
+    let port = free_port();
+    let _server = s.start(port);
+    let mut client = RawClient::new(&s.root(), port);
+
+    // draft-ietf-acme-profiles: the directory lists the endpoint's profiles.
+    let directory = client
+        .send(Method::GET, &client.url("/acme/xroad/directory"), None)
+        .await
+        .json();
+    assert_eq!(
+        directory["meta"]["profiles"],
+        json!({"xroad-auth": "X-Road security server authentication certificate",
+               "tls": "TLS server certificate"})
+    );
+    let default_dir = client
+        .send(Method::GET, &client.url("/directory"), None)
+        .await
+        .json();
+    assert!(
+        default_dir["meta"].get("profiles").is_none(),
+        "{default_dir}"
+    );
+
+    let made = client
+        .post(
+            &client.url("/acme/xroad/new-account"),
+            Some(&json!({"termsOfServiceAgreed": true})),
+        )
+        .await;
+    client.kid = made.header("location");
+
+    // An unknown profile is invalidProfile.
+    let unknown = client
+        .post(
+            &client.url("/acme/xroad/new-order"),
+            Some(
+                &json!({"identifiers": [{"type": "dns", "value": "ss1.xroad.test"}],
+                         "profile": "nope"}),
+            ),
+        )
+        .await;
+    assert_eq!(unknown.status, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        unknown.json()["type"],
+        "urn:ietf:params:acme:error:invalidProfile"
+    );
+    assert!(
+        unknown.json()["detail"]
+            .as_str()
+            .unwrap()
+            .contains("xroad-auth")
+    );
+
+    // A CSR with an attribute the profile does not take is badCSR, and the order stays ready.
+    let order = ready_order(&client, &s.tokens, "ss0.xroad.test", Some("xroad-auth")).await;
+    assert_eq!(order["profile"], "xroad-auth");
+    let refused = client
+        .post(
+            order["finalize"].as_str().unwrap(),
+            Some(&json!({"csr": xroad_csr("ss0.xroad.test", true)})),
+        )
+        .await;
+    assert_eq!(refused.json()["type"], "urn:ietf:params:acme:error:badCSR");
+    assert!(
+        refused.json()["detail"].as_str().unwrap().contains("OU"),
+        "{refused:?}"
+    );
+    let still = client
+        .post(order["url"].as_str().unwrap(), None)
+        .await
+        .json();
+    assert_eq!(still["status"], "ready");
+
+    // The X-Road CSR (no SAN, the name in the CN) is issued with its subject; the order
+    // without a profile gets the endpoint's first.
+    let order = ready_order(&client, &s.tokens, "ss1.xroad.test", None).await;
+    assert_eq!(order["profile"], "xroad-auth");
+    let finalized = client
+        .post(
+            order["finalize"].as_str().unwrap(),
+            Some(&json!({"csr": xroad_csr("ss1.xroad.test", false)})),
+        )
+        .await;
+    assert_eq!(finalized.status, StatusCode::OK, "{finalized:?}");
+    let mut state = finalized.json();
+    for _ in 0..50 {
+        if state["status"] == "valid" {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        state = client
+            .post(order["url"].as_str().unwrap(), None)
+            .await
+            .json();
+    }
+    assert_eq!(state["status"], "valid", "{state}");
+    let chain = client
+        .post(state["certificate"].as_str().unwrap(), None)
+        .await;
+    let leaf = Certificate::load_pem_chain(&chain.body).unwrap().remove(0);
+    let tbs = leaf.tbs_certificate();
+    assert_eq!(
+        tbs.subject().to_string(),
+        "CN=ss1.xroad.test,SERIALNUMBER=EE/GOV/1234,O=Test Org,C=EE"
+    );
+    assert_eq!(lifetime_days(&leaf), 20);
+    let (_, eku) = tbs
+        .get_extension::<x509_cert::ext::pkix::ExtendedKeyUsage>()
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        eku.0,
+        [
+            const_oid::db::rfc5280::ID_KP_CLIENT_AUTH,
+            const_oid::db::rfc5280::ID_KP_SERVER_AUTH
+        ]
+    );
+    let (_, san) = tbs
+        .get_extension::<x509_cert::ext::pkix::SubjectAltName>()
+        .unwrap()
+        .unwrap();
+    assert_eq!(san.0.len(), 1, "the CN's name is in the SAN too");
+    assert!(
+        tbs.get_extension::<x509_cert::ext::pkix::CertificatePolicies>()
+            .unwrap()
+            .is_none()
+    );
+}

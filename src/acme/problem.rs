@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use super::Identifier;
 
 /// The `urn:ietf:params:acme:error:*` types of RFC 8555 §6.7 (and RFC 9773's
-/// `alreadyReplaced`).
+/// `alreadyReplaced`, draft-ietf-acme-profiles' `invalidProfile`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 #[allow(missing_docs)]
@@ -25,6 +25,8 @@ pub enum ProblemType {
     ExternalAccountRequired,
     IncorrectResponse,
     InvalidContact,
+    /// draft-ietf-acme-profiles: the order names a profile the endpoint does not offer.
+    InvalidProfile,
     Malformed,
     OrderNotReady,
     RateLimited,

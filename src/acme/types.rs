@@ -151,6 +151,9 @@ pub struct DirectoryMeta {
     pub caa_identities: Vec<String>,
     /// Whether newAccount needs an external account binding.
     pub external_account_required: bool,
+    /// draft-ietf-acme-profiles: the certificate profiles offered, name → description.
+    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub profiles: std::collections::BTreeMap<String, String>,
 }
 
 /// RFC 8555 §7.1.1 directory.
@@ -221,6 +224,9 @@ pub struct Order {
     /// RFC 9773 §5: the CertID this order renews.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub replaces: Option<String>,
+    /// draft-ietf-acme-profiles: the certificate profile the order was made for.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub profile: Option<String>,
 }
 
 /// RFC 8555 §7.1.4 authorization object.
@@ -326,6 +332,9 @@ pub struct NewOrderRequest {
     /// RFC 9773 §5: the ARI CertID of the certificate this order renews.
     #[serde(default)]
     pub replaces: Option<String>,
+    /// draft-ietf-acme-profiles: the certificate profile asked for.
+    #[serde(default)]
+    pub profile: Option<String>,
 }
 
 /// RFC 8555 §7.4.1 newAuthz payload.

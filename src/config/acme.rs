@@ -37,6 +37,8 @@ pub(super) struct RawAcme {
     #[serde(default)]
     authz_reuse_hours: u32,
     caa_recheck_hours: Option<u32>,
+    #[serde(default)]
+    certificate_profiles: Vec<String>,
 }
 
 fn yes() -> bool {
@@ -80,6 +82,9 @@ pub struct AcmeConfig {
     pub authz_reuse: Duration,
     /// Check CAA again at finalize for authorizations older than this.
     pub caa_recheck: Duration,
+    /// The `[[certificate_profile]]`s offered, the first by default; empty: the built-in
+    /// TLS server profile with `validity_days` and `client_auth`.
+    pub certificate_profiles: Vec<String>,
 }
 
 /// Checks `[acme]` (`default_table`) or an `[[endpoint]]` (which must be named).
@@ -153,5 +158,6 @@ pub(super) fn check_acme(
         pre_authorization: raw.pre_authorization,
         authz_reuse: Duration::from_secs(u64::from(raw.authz_reuse_hours) * 3600),
         caa_recheck: Duration::from_secs(u64::from(caa_recheck_hours) * 3600),
+        certificate_profiles: raw.certificate_profiles,
     })
 }

@@ -9,6 +9,7 @@ mod acme;
 mod ca;
 mod hsm;
 mod limits;
+mod profiles;
 mod publication;
 mod server;
 mod validation;
@@ -26,6 +27,7 @@ pub use validation::ValidationConfig;
 
 use crate::ca::distribution::Distribution;
 use crate::hsm::TokenSettings;
+use crate::policy::certificate::CertificateProfile;
 use crate::ra::limits::RateLimits;
 
 /// A configuration error, naming the file and what is wrong.
@@ -67,6 +69,8 @@ struct RawConfig {
     cas: Vec<ca::RawCa>,
     #[serde(default, rename = "endpoint")]
     endpoints: Vec<acme::RawAcme>,
+    #[serde(default, rename = "certificate_profile")]
+    certificate_profiles: Vec<profiles::RawProfile>,
 }
 
 #[derive(Deserialize)]
@@ -94,6 +98,8 @@ pub struct Config {
     pub acme: Option<AcmeConfig>,
     /// More ACME endpoints (`[[endpoint]]`), each under `/acme/<name>/`.
     pub endpoints: Vec<AcmeConfig>,
+    /// Certificate profiles endpoints may offer.
+    pub certificate_profiles: Vec<CertificateProfile>,
     /// Outbound validation.
     pub validation: ValidationConfig,
     /// CRL and CA certificate publication.
@@ -174,6 +180,30 @@ impl Config {
             }
             endpoints.push(endpoint);
         }
+        let mut certificate_profiles: Vec<CertificateProfile> = Vec::new();
+        for raw_profile in raw.certificate_profiles {
+            let profile = profiles::check_profile(raw_profile).map_err(err)?;
+            if certificate_profiles.iter().any(|p| p.name == profile.name) {
+                return Err(err(format!(
+                    "[[certificate_profile]] {:?} is defined twice",
+                    profile.name
+                )));
+            }
+            certificate_profiles.push(profile);
+        }
+        for endpoint in acme.iter().chain(&endpoints) {
+            if let Some(missing) = endpoint
+                .certificate_profiles
+                .iter()
+                .find(|name| !certificate_profiles.iter().any(|p| &p.name == *name))
+            {
+                return Err(err(format!(
+                    "endpoint {:?}: certificate_profiles names {missing:?}, which no \
+                     [[certificate_profile]] defines",
+                    endpoint.name
+                )));
+            }
+        }
         let validation = validation::check_validation(raw.validation, &resolve).map_err(err)?;
         let publication = raw
             .publication
@@ -204,6 +234,7 @@ impl Config {
             server,
             acme,
             endpoints,
+            certificate_profiles,
             validation,
             publication,
             storage_path: raw.storage.map(|s| resolve(&s.path)),
@@ -212,6 +243,23 @@ impl Config {
             rate_limits,
             cas,
         })
+    }
+
+    /// The certificate profiles `endpoint` offers, its first the default; the built-in TLS
+    /// server profile when it names none.
+    pub fn profiles_of(&self, endpoint: &AcmeConfig) -> Vec<CertificateProfile> {
+        if endpoint.certificate_profiles.is_empty() {
+            return vec![CertificateProfile::built_in(
+                std::time::Duration::from_secs(u64::from(endpoint.validity_days) * 86_400),
+                endpoint.client_auth,
+            )];
+        }
+        endpoint
+            .certificate_profiles
+            .iter()
+            .filter_map(|name| self.certificate_profiles.iter().find(|p| &p.name == name))
+            .cloned()
+            .collect()
     }
 
     /// The CA called `name`.

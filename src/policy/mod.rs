@@ -184,21 +184,40 @@ impl Policy {
         not_after: Option<u64>,
         now: u64,
     ) -> Result<(u64, u64), Error> {
+        self.check_validity_within(
+            not_before,
+            not_after,
+            now,
+            self.max_validity,
+            self.max_validity,
+        )
+    }
+
+    /// As [`Policy::check_validity`], for a certificate profile that issues for `default`
+    /// seconds when the order asks for nothing, and for at most `max`.
+    pub fn check_validity_within(
+        &self,
+        not_before: Option<u64>,
+        not_after: Option<u64>,
+        now: u64,
+        default: u64,
+        max: u64,
+    ) -> Result<(u64, u64), Error> {
         let start = not_before.unwrap_or(now);
         if start + self.max_backdate < now {
             return Err(Error::malformed("notBefore lies too far in the past"));
         }
-        if start > now + self.max_validity {
+        if start > now + max {
             return Err(Error::malformed("notBefore lies too far in the future"));
         }
-        let end = not_after.unwrap_or(start + self.max_validity);
+        let end = not_after.unwrap_or(start + default.min(max));
         if end <= start {
             return Err(Error::malformed("notAfter must be later than notBefore"));
         }
-        if end - start > self.max_validity {
+        if end - start > max {
             return Err(Error::malformed(format!(
                 "the requested validity exceeds the {} days this profile allows",
-                self.max_validity / 86_400
+                max / 86_400
             )));
         }
         Ok((start, end))

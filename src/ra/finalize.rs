@@ -16,7 +16,7 @@ use crate::acme::jwk::{spki_to_jwk, thumbprint};
 use crate::acme::problem::{ProblemType, Subproblem};
 use crate::acme::{FinalizeRequest, Identifier, OrderStatus, Problem};
 use crate::ca::csr::{CsrError, parse_csr};
-use crate::ca::leaf::PreparedCertificate;
+use crate::ca::leaf::{LeafContents, PreparedCertificate};
 use crate::error::{Error, ErrorKind};
 use crate::store::{
     AccountRecord, AuthzRecord, BlockedKey, CertRecord, IssuanceIntent, OrderRecord,
@@ -33,7 +33,11 @@ impl Ra {
         let der = URL_SAFE_NO_PAD
             .decode(request.csr.trim_end_matches('='))
             .map_err(|_| Error::new(ErrorKind::BadCsr, "csr is not base64url"))?;
-        let csr = parse_csr(&der, &self.inner.key_policy).map_err(|e| match e {
+        let current = self.order(account, order_id).await?;
+        // draft-ietf-acme-profiles: the profile the order was made for decides what the
+        // CSR may be and what the certificate says.
+        let profile = self.certificate_profile(current.order.profile.as_deref())?;
+        let csr = parse_csr(&der, &profile.key_policy).map_err(|e| match e {
             CsrError::BadCsr(m) => Error::new(ErrorKind::BadCsr, m),
             CsrError::BadPublicKey(m) => Error::new(ErrorKind::BadPublicKey, m),
         })?;
@@ -62,7 +66,6 @@ impl Ra {
             ));
         }
         let now = self.now();
-        let current = self.order(account, order_id).await?;
         if current.status != OrderStatus::Ready {
             return Err(not_ready(current.status));
         }
@@ -111,18 +114,27 @@ impl Ra {
             .await?;
         // The certificate is fully built before the order changes state, so the intent can
         // be committed in the same transaction as `ready → processing`.
-        let (not_before, not_after) = self.inner.policy.check_validity(
+        let subject = profile
+            .subject
+            .subject_for(&csr.subject)
+            .map_err(|m| Error::new(ErrorKind::BadCsr, m))?;
+        let validity = self.inner.policy.check_validity_within(
             current.order.not_before,
             current.order.not_after,
             now,
+            profile.validity.as_secs(),
+            profile.max_validity.as_secs(),
         )?;
         let issuer = std::sync::Arc::clone(&self.inner.issuer);
-        let prepared = issuer.prepare(
+        let prepared = issuer.prepare_with(
             csr.dns_names.iter().cloned().collect(),
             csr.ip_addresses.iter().copied().collect(),
             csr.public_key.clone(),
-            not_before,
-            not_after,
+            validity,
+            LeafContents {
+                subject,
+                ..profile.contents.clone()
+            },
         )?;
         let intent = IssuanceIntent {
             serial: hex(prepared.serial.as_bytes()),

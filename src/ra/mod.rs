@@ -31,12 +31,12 @@ pub use order::OrderView;
 pub use renewal::RenewalWindow;
 pub use revoke::{Revoker, check_reason, revoke_in};
 
-use crate::ca::csr::KeyPolicy;
 use crate::ca::issuer::Issuer;
 use crate::clock::Clock;
-use crate::error::Error;
+use crate::error::{Error, ErrorKind};
 use crate::hsm::{HsmRunner, Sealer};
 use crate::policy::Policy;
+use crate::policy::certificate::CertificateProfile;
 use crate::policy::suffix::SuffixList;
 use crate::store::{AccountRecord, Store, StoreReader};
 use crate::va::Validator;
@@ -71,6 +71,11 @@ pub struct RaSettings {
     pub limits: limits::RateLimits,
     /// Registered domains, for the certificates-per-domain limit.
     pub suffixes: Arc<SuffixList>,
+    /// Certificate profiles offered; the first is used when an order names none.
+    pub certificate_profiles: Vec<CertificateProfile>,
+    /// Whether the directory lists them and orders carry their profile
+    /// (draft-ietf-acme-profiles): the endpoint configured them.
+    pub advertise_profiles: bool,
 }
 
 impl Default for RaSettings {
@@ -88,6 +93,11 @@ impl Default for RaSettings {
             new_account_url: String::new(),
             limits: limits::RateLimits::default(),
             suffixes: Arc::new(SuffixList::default()),
+            certificate_profiles: vec![CertificateProfile::built_in(
+                Duration::from_secs(90 * 86_400),
+                false,
+            )],
+            advertise_profiles: false,
         }
     }
 }
@@ -102,7 +112,6 @@ struct Inner {
     store: Store,
     reader: StoreReader,
     policy: Policy,
-    key_policy: KeyPolicy,
     validator: Arc<dyn Validator>,
     issuer: Arc<Issuer>,
     runner: HsmRunner,
@@ -125,8 +134,6 @@ pub struct RaParts {
     pub store: Store,
     /// Identifier and validity policy.
     pub policy: Policy,
-    /// CSR key policy.
-    pub key_policy: KeyPolicy,
     /// Challenge validation.
     pub validator: Arc<dyn Validator>,
     /// The issuing CA.
@@ -151,7 +158,6 @@ impl Ra {
                 reader: parts.store.reader(),
                 store: parts.store,
                 policy: parts.policy,
-                key_policy: parts.key_policy,
                 validator: parts.validator,
                 issuer: parts.issuer,
                 runner: parts.runner,
@@ -172,6 +178,43 @@ impl Ra {
     /// The ACME endpoint this RA serves; its accounts carry the name.
     pub fn endpoint(&self) -> &str {
         &self.inner.settings.profile
+    }
+
+    /// The certificate profiles the directory lists, name → description (none when the
+    /// endpoint issues with the built-in profile alone).
+    pub fn offered_profiles(&self) -> std::collections::BTreeMap<String, String> {
+        let settings = &self.inner.settings;
+        if !settings.advertise_profiles {
+            return std::collections::BTreeMap::new();
+        }
+        settings
+            .certificate_profiles
+            .iter()
+            .map(|p| (p.name.clone(), p.description.clone()))
+            .collect()
+    }
+
+    /// The certificate profile called `name`, or the endpoint's first for `None`.
+    pub(crate) fn certificate_profile(
+        &self,
+        name: Option<&str>,
+    ) -> Result<&CertificateProfile, Error> {
+        let profiles = &self.inner.settings.certificate_profiles;
+        let found = match name {
+            None => profiles.first(),
+            Some(name) => profiles.iter().find(|p| p.name == name),
+        };
+        found.ok_or_else(|| {
+            let offered: Vec<&str> = profiles.iter().map(|p| p.name.as_str()).collect();
+            Error::new(
+                ErrorKind::InvalidProfile,
+                format!(
+                    "this endpoint has no certificate profile {:?}; it offers {}",
+                    name.unwrap_or_default(),
+                    offered.join(", ")
+                ),
+            )
+        })
     }
 
     /// Whether newAccount needs an external account binding (for the directory).

@@ -193,9 +193,19 @@ impl Ra {
         let not_before = parse("notBefore", &request.not_before)?;
         let not_after = parse("notAfter", &request.not_after)?;
         let now = self.now();
-        self.inner
-            .policy
-            .check_validity(not_before, not_after, now)?;
+        let profile = self.certificate_profile(request.profile.as_deref())?;
+        self.inner.policy.check_validity_within(
+            not_before,
+            not_after,
+            now,
+            profile.validity.as_secs(),
+            profile.max_validity.as_secs(),
+        )?;
+        let profile_name = self
+            .inner
+            .settings
+            .advertise_profiles
+            .then(|| profile.name.clone());
 
         let mut authzs = Vec::with_capacity(identifiers.len());
         for identifier in &identifiers {
@@ -226,6 +236,7 @@ impl Ra {
             error: None,
             certificate: None,
             replaces: request.replaces.clone(),
+            profile: profile_name,
         };
         let reuse = self.inner.settings.authz_reuse.as_secs();
         let limits = self.inner.settings.limits;
@@ -427,6 +438,7 @@ mod tests {
             error: None,
             certificate: None,
             replaces: None,
+            profile: None,
         }
     }
 
@@ -513,6 +525,7 @@ mod tests {
                     not_before: None,
                     not_after: None,
                     replaces: None,
+                    profile: None,
                 },
             )
             .await

@@ -13,7 +13,6 @@ use tokio::sync::Semaphore;
 
 use super::{Ra, RaParts, RaSettings};
 use crate::acme::{AccountStatus, Identifier, NewOrderRequest};
-use crate::ca::csr::KeyPolicy;
 use crate::ca::distribution::Distribution;
 use crate::ca::hierarchy::root_certificate;
 use crate::ca::issuer::{Issuer, IssuerSettings};
@@ -107,7 +106,6 @@ impl TestRa {
         let ra = Ra::new(RaParts {
             store: store.clone(),
             policy: Policy::default(),
-            key_policy: KeyPolicy::default(),
             validator: Arc::clone(&validator) as Arc<dyn Validator>,
             issuer: Arc::new(issuer),
             runner: HsmRunner::new(2),
@@ -160,6 +158,7 @@ impl TestRa {
                     not_before: None,
                     not_after: None,
                     replaces: None,
+                    profile: None,
                 },
             )
             .await

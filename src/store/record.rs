@@ -158,6 +158,9 @@ pub struct OrderRecord {
     /// RFC 9773 §5: the ARI CertID of the certificate this order renews.
     #[serde(default)]
     pub replaces: Option<String>,
+    /// The certificate profile it was made for (`None`: the endpoint's first).
+    #[serde(default)]
+    pub profile: Option<String>,
 }
 
 /// An authorization (RFC 8555 §7.1.4).

@@ -40,7 +40,10 @@ impl Wfe {
                 .offers_pre_authorization()
                 .then(|| self.urls.acme("new-authz")),
             renewal_info: self.urls.acme("renewal-info"),
-            meta: self.meta.clone(),
+            meta: crate::acme::DirectoryMeta {
+                profiles: self.ra.offered_profiles(),
+                ..self.meta.clone()
+            },
         };
         Reply::json(StatusCode::OK, &directory)
     }
@@ -363,6 +366,7 @@ impl Wfe {
                 .as_deref()
                 .map(|s| self.urls.certificate(s)),
             replaces: order.replaces.clone(),
+            profile: order.profile.clone(),
         }
     }
 

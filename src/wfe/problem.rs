@@ -32,6 +32,7 @@ pub fn problem_for(error: &Error, request_id: &str) -> (StatusCode, Problem) {
             StatusCode::UNAUTHORIZED,
         ),
         K::InvalidContact => (ProblemType::InvalidContact, StatusCode::BAD_REQUEST),
+        K::InvalidProfile => (ProblemType::InvalidProfile, StatusCode::BAD_REQUEST),
         K::UnsupportedContact => (ProblemType::UnsupportedContact, StatusCode::BAD_REQUEST),
         K::Caa => (ProblemType::Caa, StatusCode::FORBIDDEN),
         K::NotFound => (ProblemType::Malformed, StatusCode::NOT_FOUND),
