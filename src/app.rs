@@ -480,6 +480,7 @@ impl EndpointShared {
             ip_identifiers: endpoint.ip_identifiers,
             validation_networks: self.network.clone(),
             max_identifiers: self.limits.identifiers_per_order,
+            challenge_types: endpoint.challenges.clone(),
             ..Policy::default()
         };
         Ra::new(RaParts {

@@ -29,6 +29,7 @@ name = "xroad"
 ca = "issuing-b"
 validity_days = 10
 allowed_domains = ["xroad.test"]
+challenges = ["http-01"]
 
 [[endpoint]]
 name = "off"
@@ -157,6 +158,38 @@ async fn endpoints_issue_by_their_own_rules_and_keep_their_accounts_apart() {
         "urn:ietf:params:acme:error:rejectedIdentifier",
         "{refused:?}"
     );
+
+    // It offers http-01 alone, so a wildcard (dns-01 only) is refused there.
+    let order = client
+        .post(
+            &client.url("/acme/xroad/new-order"),
+            Some(&json!({"identifiers": [{"type": "dns", "value": "ss2.xroad.test"}]})),
+        )
+        .await;
+    assert_eq!(order.status, StatusCode::CREATED, "{order:?}");
+    let authz = client
+        .post(order.json()["authorizations"][0].as_str().unwrap(), None)
+        .await
+        .json();
+    let kinds: Vec<&str> = authz["challenges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["type"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, ["http-01"]);
+    let wildcard = client
+        .post(
+            &client.url("/acme/xroad/new-order"),
+            Some(&json!({"identifiers": [{"type": "dns", "value": "*.xroad.test"}]})),
+        )
+        .await;
+    assert_eq!(
+        wildcard.json()["type"],
+        "urn:ietf:params:acme:error:rejectedIdentifier",
+        "{wildcard:?}"
+    );
+    assert!(wildcard.json()["detail"].as_str().unwrap().contains("http-01"));
 
     // Accounts belong to their endpoint: the default endpoint does not know this one ...
     let id = client.kid.clone().unwrap();

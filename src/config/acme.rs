@@ -6,6 +6,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use super::ca::CaConfig;
+use crate::policy::CHALLENGE_TYPES;
 use crate::wfe::endpoints::RESERVED_NAMES;
 
 #[derive(Deserialize)]
@@ -39,6 +40,7 @@ pub(super) struct RawAcme {
     caa_recheck_hours: Option<u32>,
     #[serde(default)]
     certificate_profiles: Vec<String>,
+    challenges: Option<Vec<String>>,
 }
 
 fn yes() -> bool {
@@ -85,6 +87,8 @@ pub struct AcmeConfig {
     /// The `[[certificate_profile]]`s offered, the first by default; empty: the built-in
     /// TLS server profile with `validity_days` and `client_auth`.
     pub certificate_profiles: Vec<String>,
+    /// The challenge types offered.
+    pub challenges: Vec<&'static str>,
 }
 
 /// Checks `[acme]` (`default_table`) or an `[[endpoint]]` (which must be named).
@@ -137,6 +141,29 @@ pub(super) fn check_acme(
             "{table}: name = {name:?} is a resource of /acme/ itself; choose another"
         ));
     }
+    let challenges = match raw.challenges {
+        None => CHALLENGE_TYPES.to_vec(),
+        Some(kinds) if kinds.is_empty() => {
+            return Err(format!(
+                "{table}: challenges is empty; offer at least one type"
+            ));
+        }
+        Some(kinds) => kinds
+            .iter()
+            .map(|k| {
+                CHALLENGE_TYPES
+                    .iter()
+                    .copied()
+                    .find(|t| t == k)
+                    .ok_or_else(|| {
+                        format!(
+                            "{table}: challenges: {k:?} is not one of {}",
+                            CHALLENGE_TYPES.join(", ")
+                        )
+                    })
+            })
+            .collect::<Result<Vec<_>, _>>()?,
+    };
     Ok(AcmeConfig {
         name,
         enabled: raw.enabled,
@@ -159,5 +186,6 @@ pub(super) fn check_acme(
         authz_reuse: Duration::from_secs(u64::from(raw.authz_reuse_hours) * 3600),
         caa_recheck: Duration::from_secs(u64::from(caa_recheck_hours) * 3600),
         certificate_profiles: raw.certificate_profiles,
+        challenges,
     })
 }

@@ -36,7 +36,12 @@ pub struct Policy {
     /// Where the validator may connect: an `ip` identifier outside it could never be
     /// validated, and must not make the validator knock on the CA's own network.
     pub validation_networks: network::NetworkPolicy,
+    /// The challenge types the endpoint offers, of [`CHALLENGE_TYPES`].
+    pub challenge_types: Vec<&'static str>,
 }
+
+/// Every challenge type this CA validates.
+pub const CHALLENGE_TYPES: [&str; 3] = ["http-01", "dns-01", "tls-alpn-01"];
 
 impl Default for Policy {
     fn default() -> Self {
@@ -49,6 +54,7 @@ impl Default for Policy {
             ip_identifiers: true,
             wildcard_http01: false,
             validation_networks: network::NetworkPolicy::default(),
+            challenge_types: CHALLENGE_TYPES.to_vec(),
         }
     }
 }
@@ -74,7 +80,24 @@ impl Policy {
         for identifier in identifiers {
             match self.check_one(identifier) {
                 Ok(normal) => {
-                    out.insert(normal);
+                    let (base, wildcard) = match normal.wildcard_base() {
+                        Some(base) => (Identifier::dns(base), true),
+                        None => (normal.clone(), false),
+                    };
+                    if self.challenges_for(&base, wildcard).is_empty() {
+                        problems.push(Subproblem::new(
+                            ProblemType::RejectedIdentifier,
+                            format!(
+                                "none of the challenge types this endpoint offers ({}) can \
+                                 validate {}",
+                                self.challenge_types.join(", "),
+                                normal.value
+                            ),
+                            identifier.clone(),
+                        ));
+                    } else {
+                        out.insert(normal);
+                    }
                 }
                 Err((kind, detail)) => {
                     problems.push(Subproblem::new(kind, detail, identifier.clone()));
@@ -168,12 +191,16 @@ impl Policy {
     /// §8.4 for names, RFC 8737 §3 and RFC 8738 §7 (never dns-01) for addresses, and only
     /// dns-01 for wildcards (RFC 8555 §7.1.3; BR §3.2.2.4).
     pub fn challenges_for(&self, identifier: &Identifier, wildcard: bool) -> Vec<&'static str> {
-        match (identifier.kind.as_str(), wildcard) {
+        let possible = match (identifier.kind.as_str(), wildcard) {
             ("ip", _) => vec!["http-01", "tls-alpn-01"],
             (_, true) if self.wildcard_http01 => vec!["dns-01", "http-01"],
             (_, true) => vec!["dns-01"],
             _ => vec!["http-01", "dns-01", "tls-alpn-01"],
-        }
+        };
+        possible
+            .into_iter()
+            .filter(|kind| self.challenge_types.contains(kind))
+            .collect()
     }
 
     /// Checks a requested validity window (RFC 8555 §7.4 notBefore/notAfter) at `now`.
@@ -464,5 +491,23 @@ mod tests {
                 .check_validity(Some(now + 10), Some(now + 5), now)
                 .is_err()
         );
+    }
+
+    #[test]
+    fn an_endpoint_offers_only_its_challenge_types_and_refuses_what_none_can_validate() {
+        let policy = Policy {
+            challenge_types: vec!["http-01"],
+            ..Policy::default()
+        };
+        assert_eq!(
+            policy.challenges_for(&Identifier::dns("a.test"), false),
+            ["http-01"]
+        );
+        let err = policy
+            .check_identifiers(&[Identifier::dns("*.a.test"), Identifier::dns("b.test")])
+            .unwrap_err();
+        assert_eq!(err.kind, ErrorKind::RejectedIdentifier);
+        assert!(err.detail.contains("http-01"), "{}", err.detail);
+        assert_eq!(err.subproblems.len(), 1);
     }
 }
