@@ -502,6 +502,7 @@ impl EndpointShared {
                 caa_recheck_age: endpoint.caa_recheck,
                 certificate_profiles: self.config.profiles_of(endpoint),
                 advertise_profiles: !endpoint.certificate_profiles.is_empty(),
+                single_active_certificate: endpoint.single_active_certificate,
                 ..RaSettings::default()
             },
             revocations: self.revocations.clone(),

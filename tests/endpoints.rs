@@ -189,7 +189,12 @@ async fn endpoints_issue_by_their_own_rules_and_keep_their_accounts_apart() {
         "urn:ietf:params:acme:error:rejectedIdentifier",
         "{wildcard:?}"
     );
-    assert!(wildcard.json()["detail"].as_str().unwrap().contains("http-01"));
+    assert!(
+        wildcard.json()["detail"]
+            .as_str()
+            .unwrap()
+            .contains("http-01")
+    );
 
     // Accounts belong to their endpoint: the default endpoint does not know this one ...
     let id = client.kid.clone().unwrap();
@@ -433,4 +438,48 @@ async fn certificate_profiles_are_offered_chosen_and_x_road_csrs_are_issued_as_a
             .unwrap()
             .is_none()
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_single_active_certificate_a_new_certificate_supersedes_the_earlier_one() {
+    use instant_acme::{RevocationReason, RevocationRequest};
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject;
+
+    let s = setup(
+        "\n[[endpoint]]\nname = \"single\"\nca = \"issuing\"\nsingle_active_certificate = true\n",
+    )
+    .await;
+    let port = free_port();
+    let _server = s.start(port);
+    let directory = s_url(port, "/acme/single/directory");
+    let (account, _) = new_account(&s.root(), &directory).await;
+    let issue = async |names: &[&str]| -> CertificateDer<'static> {
+        let (mut order, failures) = order(&account, &s.tokens, names, str::to_owned).await;
+        assert!(failures.is_empty(), "{failures:?}");
+        order.poll_ready(&RetryPolicy::default()).await.unwrap();
+        order.finalize().await.unwrap();
+        let chain = order
+            .poll_certificate(&RetryPolicy::default())
+            .await
+            .unwrap();
+        CertificateDer::from_pem_slice(chain.as_bytes()).unwrap()
+    };
+    let first = issue(&["a.single.test"]).await;
+    let other = issue(&["a.single.test", "b.single.test"]).await;
+    let second = issue(&["a.single.test"]).await;
+    let revoke = async |cert: &CertificateDer<'static>| {
+        account
+            .revoke(&RevocationRequest {
+                certificate: cert,
+                reason: Some(RevocationReason::Unspecified),
+            })
+            .await
+    };
+    // The first was revoked when the second was issued; the one for another set of names
+    // and the second itself were not.
+    let again = revoke(&first).await.unwrap_err();
+    assert!(format!("{again:?}").contains("alreadyRevoked"), "{again:?}");
+    revoke(&other).await.unwrap();
+    revoke(&second).await.unwrap();
 }

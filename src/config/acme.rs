@@ -41,6 +41,8 @@ pub(super) struct RawAcme {
     #[serde(default)]
     certificate_profiles: Vec<String>,
     challenges: Option<Vec<String>>,
+    #[serde(default)]
+    single_active_certificate: bool,
 }
 
 fn yes() -> bool {
@@ -89,6 +91,8 @@ pub struct AcmeConfig {
     pub certificate_profiles: Vec<String>,
     /// The challenge types offered.
     pub challenges: Vec<&'static str>,
+    /// A new certificate revokes the account's earlier ones for the same identifiers.
+    pub single_active_certificate: bool,
 }
 
 /// Checks `[acme]` (`default_table`) or an `[[endpoint]]` (which must be named).
@@ -187,5 +191,6 @@ pub(super) fn check_acme(
         caa_recheck: Duration::from_secs(u64::from(caa_recheck_hours) * 3600),
         certificate_profiles: raw.certificate_profiles,
         challenges,
+        single_active_certificate: raw.single_active_certificate,
     })
 }

@@ -312,20 +312,32 @@ impl Ra {
             revocation: None,
             replaced_by: None,
         };
-        self.write(move |tx| {
-            let mut order: OrderRecord = tx.require(&record.order_id)?;
-            if order.status != OrderStatus::Processing {
-                return Err(Error::internal("order left processing during issuance"));
-            }
-            order.status = OrderStatus::Valid;
-            order.certificate = Some(record.serial.clone());
-            tx.put(&order)?;
-            tx.put(&record)?;
-            tx.link_cert(&record.account_id, &record.serial)?;
-            tx.delete::<IssuanceIntent>(&record.serial)?;
-            Ok(())
-        })
-        .await
+        let single_active = self.inner.settings.single_active_certificate;
+        let now = self.now();
+        let superseded = self
+            .write(move |tx| {
+                let mut order: OrderRecord = tx.require(&record.order_id)?;
+                if order.status != OrderStatus::Processing {
+                    return Err(Error::internal("order left processing during issuance"));
+                }
+                order.status = OrderStatus::Valid;
+                order.certificate = Some(record.serial.clone());
+                tx.put(&order)?;
+                tx.put(&record)?;
+                tx.link_cert(&record.account_id, &record.serial)?;
+                tx.delete::<IssuanceIntent>(&record.serial)?;
+                if single_active {
+                    supersede_earlier(tx, &record, &order, now)
+                } else {
+                    Ok(Vec::new())
+                }
+            })
+            .await?;
+        // The CRLs of the CAs concerned are signed again.
+        for ca in superseded.into_iter().collect::<BTreeSet<_>>() {
+            let _ = self.inner.revocations.send(ca);
+        }
+        Ok(())
     }
 
     /// The certificate chain for `serial` (RFC 8555 §7.4.2): leaf first, then its issuers;
@@ -363,6 +375,47 @@ impl Ra {
 }
 
 /// RFC 8555 §7.4: finalize on an order that is not ready.
+/// Single active certificate: revokes (superseded) every other unexpired, unrevoked
+/// certificate of `record`'s account whose order named exactly `order`'s identifiers, in
+/// the transaction that stores the new one; returns the CAs whose CRLs changed.
+fn supersede_earlier(
+    tx: &mut crate::store::Tx<'_>,
+    record: &CertRecord,
+    order: &OrderRecord,
+    now: u64,
+) -> Result<Vec<String>, Error> {
+    let names: BTreeSet<&Identifier> = order.identifiers.iter().collect();
+    let mut cas = Vec::new();
+    for serial in tx.certs_of(&record.account_id)? {
+        if serial == record.serial {
+            continue;
+        }
+        let Some(earlier) = tx.get::<CertRecord>(&serial)? else {
+            continue;
+        };
+        if earlier.revocation.is_some() || earlier.not_after <= now {
+            continue;
+        }
+        let same_names = tx
+            .get::<OrderRecord>(&earlier.order_id)?
+            .is_some_and(|o| o.identifiers.iter().collect::<BTreeSet<_>>() == names);
+        if same_names {
+            let revoked = super::revoke::revoke_in(
+                tx,
+                &super::revoke::Revoker::Operator,
+                &serial,
+                None,
+                super::revoke::SUPERSEDED,
+                now,
+            )?;
+            tracing::info!(serial = %revoked.serial, by = %record.serial,
+                "revoked as superseded (single active certificate)");
+            cas.push(revoked.ca);
+        }
+    }
+    Ok(cas)
+}
+
 fn not_ready(status: OrderStatus) -> Error {
     Error::new(
         ErrorKind::OrderNotReady,

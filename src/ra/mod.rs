@@ -76,6 +76,9 @@ pub struct RaSettings {
     /// Whether the directory lists them and orders carry their profile
     /// (draft-ietf-acme-profiles): the endpoint configured them.
     pub advertise_profiles: bool,
+    /// A new certificate revokes the account's earlier ones for the same identifiers
+    /// (reason superseded), as EJBCA's "single active certificate" does.
+    pub single_active_certificate: bool,
 }
 
 impl Default for RaSettings {
@@ -98,6 +101,7 @@ impl Default for RaSettings {
                 false,
             )],
             advertise_profiles: false,
+            single_active_certificate: false,
         }
     }
 }

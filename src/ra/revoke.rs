@@ -19,6 +19,8 @@ use crate::store::{AccountRecord, AuthzRecord, BlockedKey, CertRecord, Revocatio
 
 /// RFC 5280 §5.3.1 keyCompromise.
 pub const KEY_COMPROMISE: u8 = 1;
+/// RFC 5280 §5.3.1 superseded.
+pub const SUPERSEDED: u8 = 4;
 
 /// Who asks for the revocation (RFC 8555 §7.6).
 #[derive(Debug, Clone)]

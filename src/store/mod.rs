@@ -362,6 +362,15 @@ impl Tx<'_> {
         Ok(())
     }
 
+    /// Serials of an account's certificates.
+    pub fn certs_of(&self, account_id: &str) -> Result<Vec<String>, StoreError> {
+        let table = self
+            .txn
+            .open_multimap_table(CERTS_BY_ACCOUNT)
+            .map_err(db_err)?;
+        collect_values(table.get(account_id).map_err(db_err)?)
+    }
+
     /// Lists an order under its account.
     pub fn link_order(&mut self, account_id: &str, order_id: &str) -> Result<(), StoreError> {
         let mut table = self
