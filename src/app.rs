@@ -503,6 +503,7 @@ impl EndpointShared {
                 certificate_profiles: self.config.profiles_of(endpoint),
                 advertise_profiles: !endpoint.certificate_profiles.is_empty(),
                 single_active_certificate: endpoint.single_active_certificate,
+                terms: endpoint.terms.clone(),
                 ..RaSettings::default()
             },
             revocations: self.revocations.clone(),

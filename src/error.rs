@@ -45,6 +45,9 @@ pub enum ErrorKind {
     /// The state changed underneath the request (409).
     Conflict,
     RateLimited,
+    /// RFC 8555 §7.3.3: the terms of service changed; the user must agree again (403),
+    /// with a `terms-of-service` link and `instance`.
+    UserActionRequired,
     /// A dependency (the token, the database) is unavailable: retry later (503).
     Unavailable,
     /// A bug or an unexpected failure: the detail is logged, not sent (500).
@@ -64,6 +67,17 @@ pub struct Error {
     pub retry_after: Option<Duration>,
     /// For `Conflict` on newAccount/keyChange: the existing resource.
     pub location: Option<String>,
+    /// For `UserActionRequired`: where the user acts.
+    pub action: Option<Box<UserAction>>,
+}
+
+/// RFC 8555 §7.3.3: what a `userActionRequired` problem points at.
+#[derive(Debug, Clone)]
+pub struct UserAction {
+    /// A `Link` header value (`<url>;rel="terms-of-service"`).
+    pub link: String,
+    /// The problem's `instance`: where a human acts.
+    pub instance: String,
 }
 
 impl Error {
@@ -75,6 +89,7 @@ impl Error {
             subproblems: Vec::new(),
             retry_after: None,
             location: None,
+            action: None,
         }
     }
 

@@ -105,6 +105,7 @@ fn fixed_account(id: &str, status: AccountStatus) -> Option<AccountRecord> {
         status,
         contact: vec!["mailto:fuzz@ca.test".into()],
         tos_agreed: Some(true),
+        tos_version: None,
         jwk: serde_json::from_str(ACCOUNT_JWK).ok()?,
         thumbprint: ACCOUNT_THUMBPRINT.to_owned(),
         created: 0,

@@ -483,3 +483,109 @@ async fn with_single_active_certificate_a_new_certificate_supersedes_the_earlier
     revoke(&other).await.unwrap();
     revoke(&second).await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_the_terms_change_accounts_agree_again_or_open_a_new_one() {
+    let terms = |version: &str| {
+        format!(
+            "\n[[endpoint]]\nname = \"terms\"\nca = \"issuing\"\n\
+             terms_of_service = \"https://ca.test/tos\"\nterms_of_service_version = \"{version}\"\n\
+             \n[[endpoint]]\nname = \"strict\"\nca = \"issuing\"\n\
+             terms_of_service = \"https://ca.test/tos\"\nterms_of_service_version = \"{version}\"\n\
+             terms_of_service_change = \"new-account\"\n"
+        )
+    };
+    let s = setup(&terms("v1")).await;
+    let port = free_port();
+    let server = s.start(port);
+    let order_payload = json!({"identifiers": [{"type": "dns", "value": "t.terms.test"}]});
+    let mut clients = Vec::new();
+    for endpoint in ["terms", "strict"] {
+        let mut client = RawClient::new(&s.root(), port);
+        let made = client
+            .post(
+                &client.url(&format!("/acme/{endpoint}/new-account")),
+                Some(&json!({"termsOfServiceAgreed": true})),
+            )
+            .await;
+        assert_eq!(made.status, StatusCode::CREATED, "{made:?}");
+        client.kid = made.header("location");
+        let order = client
+            .post(
+                &client.url(&format!("/acme/{endpoint}/new-order")),
+                Some(&order_payload),
+            )
+            .await;
+        assert_eq!(order.status, StatusCode::CREATED, "{order:?}");
+        clients.push((endpoint, client));
+    }
+
+    // The terms change (version v2): every account is told, with a link to them.
+    server.kill();
+    let config = std::fs::read_to_string(&s.config)
+        .unwrap()
+        .replace("\"v1\"", "\"v2\"");
+    std::fs::write(&s.config, config).unwrap();
+    let _server = s.start(port);
+    for (endpoint, client) in &clients {
+        let refused = client
+            .post(
+                &client.url(&format!("/acme/{endpoint}/new-order")),
+                Some(&order_payload),
+            )
+            .await;
+        assert_eq!(refused.status, StatusCode::FORBIDDEN, "{refused:?}");
+        let problem = refused.json();
+        assert_eq!(
+            problem["type"],
+            "urn:ietf:params:acme:error:userActionRequired"
+        );
+        assert_eq!(problem["instance"], "https://ca.test/tos");
+        assert!(
+            refused
+                .links("terms-of-service")
+                .contains(&"https://ca.test/tos".to_owned()),
+            "{refused:?}"
+        );
+    }
+
+    // "agree-again": the account agrees, and works again.
+    let (_, agreeing) = &clients[0];
+    let account_url = agreeing.kid.clone().unwrap();
+    let agreed = agreeing
+        .post(&account_url, Some(&json!({"termsOfServiceAgreed": true})))
+        .await;
+    assert_eq!(agreed.status, StatusCode::OK, "{agreed:?}");
+    let order = agreeing
+        .post(&agreeing.url("/acme/terms/new-order"), Some(&order_payload))
+        .await;
+    assert_eq!(order.status, StatusCode::CREATED, "{order:?}");
+
+    // "new-account": agreeing on the old account is refused; a new account works.
+    let (_, strict) = &clients[1];
+    let refused = strict
+        .post(
+            &strict.kid.clone().unwrap(),
+            Some(&json!({"termsOfServiceAgreed": true})),
+        )
+        .await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN, "{refused:?}");
+    assert!(
+        refused.json()["detail"]
+            .as_str()
+            .unwrap()
+            .contains("new account")
+    );
+    let mut fresh = RawClient::new(&s.root(), port);
+    let made = fresh
+        .post(
+            &fresh.url("/acme/strict/new-account"),
+            Some(&json!({"termsOfServiceAgreed": true})),
+        )
+        .await;
+    fresh.kid = made.header("location");
+    let order = fresh
+        .post(&fresh.url("/acme/strict/new-order"), Some(&order_payload))
+        .await;
+    assert_eq!(order.status, StatusCode::CREATED, "{order:?}");
+}

@@ -85,6 +85,7 @@ fn account(id: usize) -> AccountRecord {
         status: AccountStatus::Valid,
         contact: vec![format!("mailto:someone-{id}@example.org")],
         tos_agreed: Some(true),
+        tos_version: None,
         // Large enough that the file must grow within a few hundred commits.
         jwk: json!({"kty": "EC", "pad": "x".repeat(2000)}),
         thumbprint: format!("thumb-{id}"),

@@ -80,6 +80,9 @@ pub struct Problem {
     /// For `badSignatureAlgorithm`: the algorithms accepted (RFC 8555 §6.2).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub algorithms: Vec<String>,
+    /// RFC 7807 `instance`; for `userActionRequired`, where the user acts (RFC 8555 §7.3.3).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instance: Option<String>,
 }
 
 /// A problem about one identifier (RFC 8555 §6.7.1).
@@ -103,6 +106,7 @@ impl Problem {
             status: None,
             subproblems: Vec::new(),
             algorithms: Vec::new(),
+            instance: None,
         }
     }
 }

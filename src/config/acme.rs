@@ -7,6 +7,7 @@ use serde::Deserialize;
 
 use super::ca::CaConfig;
 use crate::policy::CHALLENGE_TYPES;
+use crate::ra::terms::{TermsChange, TermsOfService};
 use crate::wfe::endpoints::RESERVED_NAMES;
 
 #[derive(Deserialize)]
@@ -43,6 +44,8 @@ pub(super) struct RawAcme {
     challenges: Option<Vec<String>>,
     #[serde(default)]
     single_active_certificate: bool,
+    terms_of_service_version: Option<String>,
+    terms_of_service_change: Option<String>,
 }
 
 fn yes() -> bool {
@@ -93,6 +96,8 @@ pub struct AcmeConfig {
     pub challenges: Vec<&'static str>,
     /// A new certificate revokes the account's earlier ones for the same identifiers.
     pub single_active_certificate: bool,
+    /// Versioned terms of service (RFC 8555 §7.3.3).
+    pub terms: Option<TermsOfService>,
 }
 
 /// Checks `[acme]` (`default_table`) or an `[[endpoint]]` (which must be named).
@@ -168,6 +173,36 @@ pub(super) fn check_acme(
             })
             .collect::<Result<Vec<_>, _>>()?,
     };
+    let terms = match (&raw.terms_of_service, raw.terms_of_service_version) {
+        (_, None) if raw.terms_of_service_change.is_some() => {
+            return Err(format!(
+                "{table}: terms_of_service_change needs terms_of_service_version"
+            ));
+        }
+        (_, None) => None,
+        (None, Some(_)) => {
+            return Err(format!(
+                "{table}: terms_of_service_version needs terms_of_service (the URL)"
+            ));
+        }
+        (Some(url), Some(version)) if !version.is_empty() => Some(TermsOfService {
+            url: url.clone(),
+            version,
+            on_change: match raw.terms_of_service_change.as_deref() {
+                None | Some("agree-again") => TermsChange::AgreeAgain,
+                Some("new-account") => TermsChange::NewAccount,
+                Some(other) => {
+                    return Err(format!(
+                        "{table}: terms_of_service_change = {other:?} is not \"agree-again\" \
+                         or \"new-account\""
+                    ));
+                }
+            },
+        }),
+        (Some(_), Some(_)) => {
+            return Err(format!("{table}: terms_of_service_version is empty"));
+        }
+    };
     Ok(AcmeConfig {
         name,
         enabled: raw.enabled,
@@ -192,5 +227,6 @@ pub(super) fn check_acme(
         certificate_profiles: raw.certificate_profiles,
         challenges,
         single_active_certificate: raw.single_active_certificate,
+        terms,
     })
 }

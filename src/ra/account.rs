@@ -95,6 +95,11 @@ impl Ra {
             status: AccountStatus::Valid,
             contact,
             tos_agreed: request.terms_of_service_agreed,
+            tos_version: if request.terms_of_service_agreed == Some(true) {
+                self.terms_version()
+            } else {
+                None
+            },
             jwk,
             thumbprint,
             created: now,
@@ -213,6 +218,12 @@ impl Ra {
             }
         };
         let contact = request.contact.as_deref().map(check_contacts).transpose()?;
+        // RFC 8555 §7.3.3: agreeing again to terms that changed.
+        let agreed = if request.terms_of_service_agreed == Some(true) {
+            self.agree_again(account)?
+        } else {
+            None
+        };
         let id = account.id.clone();
         self.write(move |tx| {
             let mut account = tx.require::<AccountRecord>(&id)?;
@@ -224,6 +235,10 @@ impl Ra {
             }
             if let Some(contact) = contact {
                 account.contact = contact;
+            }
+            if let Some(version) = agreed {
+                account.tos_agreed = Some(true);
+                account.tos_version = Some(version);
             }
             if deactivate {
                 account.status = AccountStatus::Deactivated;
@@ -287,7 +302,7 @@ impl Ra {
             account.jwk = new_jwk;
             account.thumbprint = new_thumbprint;
             tx.put(&account)?;
-            Ok(KeyChangeOutcome::Changed(account))
+            Ok(KeyChangeOutcome::Changed(Box::new(account)))
         })
         .await
     }
@@ -297,7 +312,7 @@ impl Ra {
 #[derive(Debug)]
 pub enum KeyChangeOutcome {
     /// The account now uses the new key.
-    Changed(AccountRecord),
+    Changed(Box<AccountRecord>),
     /// The new key already belongs to this account id (§7.3.5: 409 with its URL).
     KeyInUse(String),
 }

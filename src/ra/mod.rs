@@ -16,6 +16,7 @@ mod quota;
 mod recover;
 mod renewal;
 mod revoke;
+pub mod terms;
 #[cfg(test)]
 mod testing;
 
@@ -79,6 +80,8 @@ pub struct RaSettings {
     /// A new certificate revokes the account's earlier ones for the same identifiers
     /// (reason superseded), as EJBCA's "single active certificate" does.
     pub single_active_certificate: bool,
+    /// Versioned terms of service (RFC 8555 §7.3.3), if the endpoint versions them.
+    pub terms: Option<terms::TermsOfService>,
 }
 
 impl Default for RaSettings {
@@ -102,6 +105,7 @@ impl Default for RaSettings {
             )],
             advertise_profiles: false,
             single_active_certificate: false,
+            terms: None,
         }
     }
 }

@@ -27,7 +27,7 @@ pub const SUPERSEDED: u8 = 4;
 pub enum Revoker {
     /// An account (`kid`): it ordered the certificate, or holds valid authorizations for
     /// every identifier in it.
-    Account(AccountRecord),
+    Account(Box<AccountRecord>),
     /// The certificate's own key (`jwk`), by its RFC 7638 thumbprint.
     CertificateKey(String),
     /// The operator, through the command line.

@@ -123,6 +123,7 @@ impl TestRa {
             status: AccountStatus::Valid,
             contact: vec![],
             tos_agreed: Some(true),
+            tos_version: None,
             jwk: json!({"kty": "EC"}),
             thumbprint: "thumb".into(),
             created: 0,

@@ -657,6 +657,7 @@ mod tests {
             status: AccountStatus::Valid,
             contact: vec![],
             tos_agreed: Some(true),
+            tos_version: None,
             jwk: serde_json::json!({"kty": "EC"}),
             thumbprint: format!("thumb-{id}"),
             created: 1,

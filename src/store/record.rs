@@ -21,6 +21,10 @@ pub struct AccountRecord {
     pub contact: Vec<String>,
     /// Whether the terms of service were agreed to.
     pub tos_agreed: Option<bool>,
+    /// The version of the terms of service it agreed to (RFC 8555 §7.3.3), when the
+    /// endpoint versions them.
+    #[serde(default)]
+    pub tos_version: Option<String>,
     /// The account's public key as a JWK.
     pub jwk: serde_json::Value,
     /// RFC 7638 thumbprint of `jwk`.

@@ -219,7 +219,7 @@ impl Wfe {
             .decode(request.certificate.trim_end_matches('='))
             .map_err(|_| Error::malformed("certificate is not base64url DER"))?;
         let revoker = match verified.key {
-            VerifiedKey::Account(account) => Revoker::Account(account),
+            VerifiedKey::Account(account) => Revoker::Account(Box::new(account)),
             VerifiedKey::Jwk { thumbprint, .. } => Revoker::CertificateKey(thumbprint),
         };
         self.ra.revoke(revoker, der, request.reason).await?;

@@ -271,6 +271,13 @@ impl Wfe {
         {
             headers.insert(header::LOCATION, location);
         }
+        if let Some(value) = error
+            .action
+            .as_ref()
+            .and_then(|a| HeaderValue::from_str(&a.link).ok())
+        {
+            headers.append(header::LINK, value);
+        }
         if error.kind == ErrorKind::MethodNotAllowed
             && let Ok(allow) = HeaderValue::from_str(&error.detail.replace("use ", ""))
         {

@@ -41,6 +41,7 @@ pub fn problem_for(error: &Error, request_id: &str) -> (StatusCode, Problem) {
         K::PayloadTooLarge => (ProblemType::Malformed, StatusCode::PAYLOAD_TOO_LARGE),
         K::Conflict => (ProblemType::Malformed, StatusCode::CONFLICT),
         K::RateLimited => (ProblemType::RateLimited, StatusCode::TOO_MANY_REQUESTS),
+        K::UserActionRequired => (ProblemType::UserActionRequired, StatusCode::FORBIDDEN),
         K::Unavailable => (ProblemType::ServerInternal, StatusCode::SERVICE_UNAVAILABLE),
         K::Internal => (
             ProblemType::ServerInternal,
@@ -55,6 +56,7 @@ pub fn problem_for(error: &Error, request_id: &str) -> (StatusCode, Problem) {
     let mut problem = Problem::new(kind, detail);
     problem.status = Some(status.as_u16());
     problem.subproblems = error.subproblems.clone();
+    problem.instance = error.action.as_ref().map(|a| a.instance.clone());
     if error.kind == K::BadSignatureAlgorithm {
         problem.algorithms = ALGORITHMS.iter().map(|a| (*a).to_owned()).collect();
     }

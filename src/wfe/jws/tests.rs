@@ -43,6 +43,7 @@ fn account(client: &Client, status: AccountStatus) -> AccountRecord {
         status,
         contact: vec![],
         tos_agreed: Some(true),
+        tos_version: None,
         jwk: client.jwk.clone(),
         thumbprint: thumbprint(&client.jwk).unwrap(),
         created: 0,
