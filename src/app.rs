@@ -481,6 +481,7 @@ impl EndpointShared {
             validation_networks: self.network.clone(),
             max_identifiers: self.limits.identifiers_per_order,
             challenge_types: endpoint.challenges.clone(),
+            identifier_rules: endpoint.identifier_rules.clone(),
             ..Policy::default()
         };
         Ra::new(RaParts {

@@ -589,3 +589,74 @@ async fn after_the_terms_change_accounts_agree_again_or_open_a_new_one() {
         .await;
     assert_eq!(order.status, StatusCode::CREATED, "{order:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn identifier_allow_and_deny_lists_hold_per_endpoint() {
+    let s = setup(
+        r#"
+[[endpoint]]
+name = "lists"
+ca = "issuing"
+identifier_allow = [".corp.test", 're:ss[0-9]+\.xroad\.test', "127.0.0.0/8"]
+identifier_deny = ["bad.corp.test"]
+"#,
+    )
+    .await;
+    let port = free_port();
+    let _server = s.start(port);
+    let mut client = RawClient::new(&s.root(), port);
+    let made = client
+        .post(
+            &client.url("/acme/lists/new-account"),
+            Some(&json!({"termsOfServiceAgreed": true})),
+        )
+        .await;
+    client.kid = made.header("location");
+    let new_order =
+        |kind: &str, value: &str| json!({"identifiers": [{"type": kind, "value": value}]});
+    for (kind, value) in [
+        ("dns", "a.corp.test"),
+        ("dns", "corp.test"),
+        ("dns", "ss5.xroad.test"),
+        ("ip", "127.0.0.1"),
+    ] {
+        let order = client
+            .post(
+                &client.url("/acme/lists/new-order"),
+                Some(&new_order(kind, value)),
+            )
+            .await;
+        assert_eq!(order.status, StatusCode::CREATED, "{value}: {order:?}");
+    }
+    for (value, why) in [
+        ("bad.corp.test", "deny list"),
+        ("other.test", "allow list"),
+        ("ss5.xroad.test.other", "allow list"),
+    ] {
+        let refused = client
+            .post(
+                &client.url("/acme/lists/new-order"),
+                Some(&new_order("dns", value)),
+            )
+            .await;
+        assert_eq!(
+            refused.json()["type"],
+            "urn:ietf:params:acme:error:rejectedIdentifier",
+            "{value}: {refused:?}"
+        );
+        assert!(
+            refused.json()["detail"].as_str().unwrap().contains(why),
+            "{value}: {refused:?}"
+        );
+    }
+    // The default endpoint has no lists.
+    let mut other = RawClient::new(&s.root(), port);
+    other.register().await;
+    let order = other
+        .post(
+            &other.url("/acme/new-order"),
+            Some(&new_order("dns", "other.test")),
+        )
+        .await;
+    assert_eq!(order.status, StatusCode::CREATED, "{order:?}");
+}

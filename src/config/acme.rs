@@ -7,6 +7,7 @@ use serde::Deserialize;
 
 use super::ca::CaConfig;
 use crate::policy::CHALLENGE_TYPES;
+use crate::policy::rules::IdentifierRules;
 use crate::ra::terms::{TermsChange, TermsOfService};
 use crate::wfe::endpoints::RESERVED_NAMES;
 
@@ -46,6 +47,10 @@ pub(super) struct RawAcme {
     single_active_certificate: bool,
     terms_of_service_version: Option<String>,
     terms_of_service_change: Option<String>,
+    #[serde(default)]
+    identifier_allow: Vec<String>,
+    #[serde(default)]
+    identifier_deny: Vec<String>,
 }
 
 fn yes() -> bool {
@@ -98,6 +103,8 @@ pub struct AcmeConfig {
     pub single_active_certificate: bool,
     /// Versioned terms of service (RFC 8555 §7.3.3).
     pub terms: Option<TermsOfService>,
+    /// Identifier allow and deny lists.
+    pub identifier_rules: IdentifierRules,
 }
 
 /// Checks `[acme]` (`default_table`) or an `[[endpoint]]` (which must be named).
@@ -228,5 +235,7 @@ pub(super) fn check_acme(
         challenges,
         single_active_certificate: raw.single_active_certificate,
         terms,
+        identifier_rules: IdentifierRules::parse(&raw.identifier_allow, &raw.identifier_deny)
+            .map_err(|e| format!("{table}: identifier_allow/identifier_deny: {e}"))?,
     })
 }

@@ -4,6 +4,7 @@
 pub mod certificate;
 pub mod network;
 pub mod pattern;
+pub mod rules;
 pub mod suffix;
 
 use std::collections::BTreeSet;
@@ -38,6 +39,8 @@ pub struct Policy {
     pub validation_networks: network::NetworkPolicy,
     /// The challenge types the endpoint offers, of [`CHALLENGE_TYPES`].
     pub challenge_types: Vec<&'static str>,
+    /// The endpoint's identifier allow and deny lists.
+    pub identifier_rules: rules::IdentifierRules,
 }
 
 /// Every challenge type this CA validates.
@@ -55,6 +58,7 @@ impl Default for Policy {
             wildcard_http01: false,
             validation_networks: network::NetworkPolicy::default(),
             challenge_types: CHALLENGE_TYPES.to_vec(),
+            identifier_rules: rules::IdentifierRules::default(),
         }
     }
 }
@@ -80,6 +84,14 @@ impl Policy {
         for identifier in identifiers {
             match self.check_one(identifier) {
                 Ok(normal) => {
+                    if let Some(reason) = self.identifier_rules.refusal(&normal) {
+                        problems.push(Subproblem::new(
+                            ProblemType::RejectedIdentifier,
+                            reason,
+                            identifier.clone(),
+                        ));
+                        continue;
+                    }
                     let (base, wildcard) = match normal.wildcard_base() {
                         Some(base) => (Identifier::dns(base), true),
                         None => (normal.clone(), false),
