@@ -505,6 +505,7 @@ impl EndpointShared {
                 advertise_profiles: !endpoint.certificate_profiles.is_empty(),
                 single_active_certificate: endpoint.single_active_certificate,
                 terms: endpoint.terms.clone(),
+                account_approval: endpoint.account_approval,
                 ..RaSettings::default()
             },
             revocations: self.revocations.clone(),

@@ -106,6 +106,7 @@ fn fixed_account(id: &str, status: AccountStatus) -> Option<AccountRecord> {
         contact: vec!["mailto:fuzz@ca.test".into()],
         tos_agreed: Some(true),
         tos_version: None,
+        approval_expires: None,
         jwk: serde_json::from_str(ACCOUNT_JWK).ok()?,
         thumbprint: ACCOUNT_THUMBPRINT.to_owned(),
         created: 0,

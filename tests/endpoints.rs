@@ -660,3 +660,90 @@ identifier_deny = ["bad.corp.test"]
         .await;
     assert_eq!(order.status, StatusCode::CREATED, "{order:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn new_accounts_wait_for_the_operators_approval_where_the_endpoint_says_so() {
+    let s = setup(
+        "\n[[endpoint]]\nname = \"approved\"\nca = \"issuing\"\napprove_accounts = true\n\
+         approval_hours = 24\n",
+    )
+    .await;
+    let port = free_port();
+    let _server = s.start(port);
+    let cli = |args: &[&str]| {
+        let out = s.token.hsm_acme(&s.config, args);
+        (out.status.success(), common::text(&out))
+    };
+    let order_payload = json!({"identifiers": [{"type": "dns", "value": "a.approved.test"}]});
+    let mut accounts = Vec::new();
+    for _ in 0..2 {
+        let mut client = RawClient::new(&s.root(), port);
+        let made = client
+            .post(
+                &client.url("/acme/approved/new-account"),
+                Some(&json!({"termsOfServiceAgreed": true})),
+            )
+            .await;
+        assert_eq!(made.status, StatusCode::CREATED, "{made:?}");
+        client.kid = made.header("location");
+        // Until the operator decides, orders are refused with a problem that says why.
+        let waiting = client
+            .post(
+                &client.url("/acme/approved/new-order"),
+                Some(&order_payload),
+            )
+            .await;
+        assert_eq!(waiting.status, StatusCode::FORBIDDEN, "{waiting:?}");
+        assert!(
+            waiting.json()["detail"]
+                .as_str()
+                .unwrap()
+                .contains("awaits approval"),
+            "{waiting:?}"
+        );
+        let id = client
+            .kid
+            .clone()
+            .unwrap()
+            .rsplit('/')
+            .next()
+            .unwrap()
+            .to_owned();
+        accounts.push((client, id));
+    }
+    let (ok, listed) = cli(&["account", "list", "--json"]);
+    assert!(ok, "{listed}");
+    let listed: Value = serde_json::from_str(listed.lines().next().unwrap()).unwrap();
+    let waiting = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| !a["awaits_approval_until"].is_null())
+        .count();
+    assert_eq!(waiting, 2, "{listed}");
+
+    // Approved: it works. Rejected: it is deactivated.
+    let (approved, approved_id) = &accounts[0];
+    let (ok, said) = cli(&["account", "approve", approved_id]);
+    assert!(ok && said.contains("approved"), "{said}");
+    let order = approved
+        .post(
+            &approved.url("/acme/approved/new-order"),
+            Some(&order_payload),
+        )
+        .await;
+    assert_eq!(order.status, StatusCode::CREATED, "{order:?}");
+    let (rejected, rejected_id) = &accounts[1];
+    let (ok, said) = cli(&["account", "reject", rejected_id]);
+    assert!(ok && said.contains("rejected"), "{said}");
+    let refused = rejected
+        .post(
+            &rejected.url("/acme/approved/new-order"),
+            Some(&order_payload),
+        )
+        .await;
+    assert_eq!(refused.status, StatusCode::UNAUTHORIZED, "{refused:?}");
+    // Approving an account that awaits nothing is a clear error.
+    let (ok, said) = cli(&["account", "approve", approved_id]);
+    assert!(!ok && said.contains("does not await approval"), "{said}");
+}

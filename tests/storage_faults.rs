@@ -86,6 +86,7 @@ fn account(id: usize) -> AccountRecord {
         contact: vec![format!("mailto:someone-{id}@example.org")],
         tos_agreed: Some(true),
         tos_version: None,
+        approval_expires: None,
         // Large enough that the file must grow within a few hundred commits.
         jwk: json!({"kty": "EC", "pad": "x".repeat(2000)}),
         thumbprint: format!("thumb-{id}"),

@@ -95,6 +95,8 @@ pub(super) fn account_request(command: &AccountCommand) -> AdminRequest {
         AccountCommand::List => AdminRequest::AccountList,
         AccountCommand::Show { id } => AdminRequest::AccountShow { id: id.clone() },
         AccountCommand::Deactivate { id } => AdminRequest::AccountDeactivate { id: id.clone() },
+        AccountCommand::Approve { id } => AdminRequest::AccountApprove { id: id.clone() },
+        AccountCommand::Reject { id } => AdminRequest::AccountReject { id: id.clone() },
     }
 }
 

@@ -147,6 +147,18 @@ pub enum AccountCommand {
         #[arg(allow_hyphen_values = true)]
         id: String,
     },
+    /// Approve an account that awaits approval (endpoints with approve_accounts).
+    Approve {
+        /// The account id (it may start with '-').
+        #[arg(allow_hyphen_values = true)]
+        id: String,
+    },
+    /// Reject an account that awaits approval; it is deactivated.
+    Reject {
+        /// The account id (it may start with '-').
+        #[arg(allow_hyphen_values = true)]
+        id: String,
+    },
 }
 
 /// `hsm-acme serve` options; each overrides the configuration file.

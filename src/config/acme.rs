@@ -51,6 +51,9 @@ pub(super) struct RawAcme {
     identifier_allow: Vec<String>,
     #[serde(default)]
     identifier_deny: Vec<String>,
+    #[serde(default)]
+    approve_accounts: bool,
+    approval_hours: Option<u32>,
 }
 
 fn yes() -> bool {
@@ -105,6 +108,8 @@ pub struct AcmeConfig {
     pub terms: Option<TermsOfService>,
     /// Identifier allow and deny lists.
     pub identifier_rules: IdentifierRules,
+    /// New accounts wait for the operator's approval, at most this long.
+    pub account_approval: Option<Duration>,
 }
 
 /// Checks `[acme]` (`default_table`) or an `[[endpoint]]` (which must be named).
@@ -237,5 +242,19 @@ pub(super) fn check_acme(
         terms,
         identifier_rules: IdentifierRules::parse(&raw.identifier_allow, &raw.identifier_deny)
             .map_err(|e| format!("{table}: identifier_allow/identifier_deny: {e}"))?,
+        account_approval: match (raw.approve_accounts, raw.approval_hours) {
+            (false, None) => None,
+            (false, Some(_)) => {
+                return Err(format!(
+                    "{table}: approval_hours needs approve_accounts = true"
+                ));
+            }
+            (true, hours) => match hours.unwrap_or(168) {
+                hours @ 1..=8760 => Some(Duration::from_secs(u64::from(hours) * 3600)),
+                hours => {
+                    return Err(format!("{table}: approval_hours = {hours} is not 1..=8760"));
+                }
+            },
+        },
     })
 }

@@ -66,6 +66,16 @@ pub enum AdminRequest {
         /// The account id.
         id: String,
     },
+    /// Approve an account that awaits approval.
+    AccountApprove {
+        /// The account id.
+        id: String,
+    },
+    /// Reject an account that awaits approval: it is deactivated.
+    AccountReject {
+        /// The account id.
+        id: String,
+    },
 }
 
 impl AdminRequest {
@@ -205,6 +215,8 @@ impl Operator {
             AdminRequest::AccountList => self.account_list(),
             AdminRequest::AccountShow { id } => self.account_show(&id),
             AdminRequest::AccountDeactivate { id } => self.account_deactivate(&id),
+            AdminRequest::AccountApprove { id } => self.account_approve(&id, true),
+            AdminRequest::AccountReject { id } => self.account_approve(&id, false),
         };
         result.unwrap_or_else(|e| AdminResponse::error(e.detail))
     }
@@ -419,7 +431,11 @@ impl Operator {
             lines.push(format!(
                 "{:<24} {:<11} {:<10} {:<24} {:<20} {}",
                 a.id,
-                a.status.as_str(),
+                if a.approval_expires.is_some() {
+                    "awaiting"
+                } else {
+                    a.status.as_str()
+                },
                 a.profile,
                 a.eab_kid.as_deref().unwrap_or("-"),
                 rfc3339(a.created),
@@ -513,6 +529,36 @@ impl Operator {
         ))
     }
 
+    /// Approves (or rejects) an account that awaits approval; a lapsed request may still be
+    /// approved, as the operator decides.
+    fn account_approve(&self, id: &str, approve: bool) -> Result<AdminResponse, Error> {
+        let account = self.store.write(|tx| {
+            let mut account = tx.require::<AccountRecord>(id)?;
+            if account.approval_expires.is_none() {
+                return Err(Error::malformed(format!(
+                    "account {id} does not await approval"
+                )));
+            }
+            account.approval_expires = None;
+            tx.put(&account)?;
+            if approve {
+                Ok(account)
+            } else {
+                deactivate_account_in(tx, id)
+            }
+        })?;
+        let verb = if approve { "approved" } else { "rejected" };
+        tracing::info!(account = %account.id, "account {verb} by the operator");
+        Ok(AdminResponse::done(
+            format!(
+                "{verb} account {}{}",
+                account.id,
+                if approve { "" } else { "; it is deactivated" }
+            ),
+            self.account_json(&account),
+        ))
+    }
+
     fn account_json(&self, a: &AccountRecord) -> Value {
         json!({
             "id": a.id,
@@ -520,6 +566,7 @@ impl Operator {
             "status": a.status,
             "profile": a.profile,
             "eab_kid": a.eab_kid,
+            "awaits_approval_until": a.approval_expires.map(rfc3339),
             "contact": a.contact,
             "created": rfc3339(a.created),
         })

@@ -100,6 +100,11 @@ impl Ra {
             } else {
                 None
             },
+            approval_expires: self
+                .inner
+                .settings
+                .account_approval
+                .map(|within| now + within.as_secs()),
             jwk,
             thumbprint,
             created: now,

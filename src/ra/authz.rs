@@ -71,7 +71,7 @@ impl Ra {
         if !self.inner.settings.pre_authorization {
             return Err(Error::not_found("this CA does not offer pre-authorization"));
         }
-        self.check_terms(account)?;
+        self.may_work(account)?;
         let mut checked = self
             .inner
             .policy
@@ -130,7 +130,7 @@ impl Ra {
         authz_id: &str,
         kind: &str,
     ) -> Result<AuthzRecord, Error> {
-        self.check_terms(account)?;
+        self.may_work(account)?;
         let now = self.now();
         let (id, kind_owned, account_owned) =
             (authz_id.to_owned(), kind.to_owned(), account.clone());

@@ -30,7 +30,7 @@ impl Ra {
         order_id: &str,
         request: FinalizeRequest,
     ) -> Result<OrderView, Error> {
-        self.check_terms(account)?;
+        self.may_work(account)?;
         let der = URL_SAFE_NO_PAD
             .decode(request.csr.trim_end_matches('='))
             .map_err(|_| Error::new(ErrorKind::BadCsr, "csr is not base64url"))?;

@@ -82,6 +82,8 @@ pub struct RaSettings {
     pub single_active_certificate: bool,
     /// Versioned terms of service (RFC 8555 §7.3.3), if the endpoint versions them.
     pub terms: Option<terms::TermsOfService>,
+    /// New accounts wait for operator approval, at most this long (EJBCA's approvals).
+    pub account_approval: Option<Duration>,
 }
 
 impl Default for RaSettings {
@@ -106,6 +108,7 @@ impl Default for RaSettings {
             advertise_profiles: false,
             single_active_certificate: false,
             terms: None,
+            account_approval: None,
         }
     }
 }
@@ -186,6 +189,25 @@ impl Ra {
     /// The ACME endpoint this RA serves; its accounts carry the name.
     pub fn endpoint(&self) -> &str {
         &self.inner.settings.profile
+    }
+
+    /// Whether `account` may order, validate and finalize now: it agreed to the current
+    /// terms, and it is not waiting for the operator's approval.
+    pub(crate) fn may_work(&self, account: &AccountRecord) -> Result<(), Error> {
+        self.check_terms(account)?;
+        match account.approval_expires {
+            None => Ok(()),
+            Some(expires) if expires <= self.now() => Err(Error::unauthorized(format!(
+                "account {} was not approved in time; ask the CA's operator to approve it \
+                 (hsm-acme account approve {})",
+                account.id, account.id
+            ))),
+            Some(_) => Err(Error::unauthorized(format!(
+                "account {} awaits approval by the CA's operator (hsm-acme account approve {}); \
+                 retry once it is approved",
+                account.id, account.id
+            ))),
+        }
     }
 
     /// The certificate profiles the directory lists, name → description (none when the

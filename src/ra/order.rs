@@ -175,7 +175,7 @@ impl Ra {
         account: &AccountRecord,
         request: NewOrderRequest,
     ) -> Result<OrderView, Error> {
-        self.check_terms(account)?;
+        self.may_work(account)?;
         let identifiers = self.inner.policy.check_identifiers(&request.identifiers)?;
         let binding = self.binding_of(account).await?;
         if let Some(binding) = &binding {

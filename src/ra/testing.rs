@@ -124,6 +124,7 @@ impl TestRa {
             contact: vec![],
             tos_agreed: Some(true),
             tos_version: None,
+            approval_expires: None,
             jwk: json!({"kty": "EC"}),
             thumbprint: "thumb".into(),
             created: 0,

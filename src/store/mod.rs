@@ -658,6 +658,7 @@ mod tests {
             contact: vec![],
             tos_agreed: Some(true),
             tos_version: None,
+            approval_expires: None,
             jwk: serde_json::json!({"kty": "EC"}),
             thumbprint: format!("thumb-{id}"),
             created: 1,

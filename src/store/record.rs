@@ -25,6 +25,9 @@ pub struct AccountRecord {
     /// endpoint versions them.
     #[serde(default)]
     pub tos_version: Option<String>,
+    /// While the account awaits operator approval: when the request lapses (Unix seconds).
+    #[serde(default)]
+    pub approval_expires: Option<u64>,
     /// The account's public key as a JWK.
     pub jwk: serde_json::Value,
     /// RFC 7638 thumbprint of `jwk`.

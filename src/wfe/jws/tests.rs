@@ -44,6 +44,7 @@ fn account(client: &Client, status: AccountStatus) -> AccountRecord {
         contact: vec![],
         tos_agreed: Some(true),
         tos_version: None,
+        approval_expires: None,
         jwk: client.jwk.clone(),
         thumbprint: thumbprint(&client.jwk).unwrap(),
         created: 0,
