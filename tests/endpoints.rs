@@ -62,6 +62,40 @@ fn lifetime_days(cert: &Certificate) -> u64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn endpoints_issue_by_their_own_rules_and_keep_their_accounts_apart() {
     let s = setup(ENDPOINTS).await;
+    // The operator sees the endpoints the configuration defines.
+    let out = s.token.hsm_acme(&s.config, &["endpoint", "list", "--json"]);
+    assert!(out.status.success(), "{}", common::text(&out));
+    let listed: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let summary: Vec<(String, bool, String)> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["name"].as_str().unwrap().to_owned(),
+                e["enabled"].as_bool().unwrap(),
+                e["ca"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            ("default".to_owned(), true, "issuing".to_owned()),
+            ("xroad".to_owned(), true, "issuing-b".to_owned()),
+            ("off".to_owned(), false, "issuing".to_owned()),
+        ]
+    );
+    let out = s.token.hsm_acme(&s.config, &["endpoint", "show", "xroad"]);
+    let shown = common::text(&out);
+    assert!(
+        shown.contains("issuing-b") && shown.contains("http-01"),
+        "{shown}"
+    );
+    let out = s.token.hsm_acme(&s.config, &["endpoint", "show", "nope"]);
+    assert!(!out.status.success());
+    assert!(common::text(&out).contains("default, xroad, off"));
+
     let port = free_port();
     let _server = s.start(port);
     let raw = RawClient::new(&s.root(), port);

@@ -6,6 +6,7 @@
 mod admin;
 mod ca;
 mod check_config;
+mod endpoint;
 mod hsm;
 
 use std::path::PathBuf;
@@ -73,6 +74,9 @@ pub enum Command {
     /// ACME accounts.
     #[command(subcommand)]
     Account(AccountCommand),
+    /// The ACME endpoints of the configuration, with their rules.
+    #[command(subcommand)]
+    Endpoint(EndpointCommand),
     /// Serve ACME over HTTPS until SIGTERM or SIGINT.
     Serve(ServeArgs),
 }
@@ -158,6 +162,18 @@ pub enum AccountCommand {
         /// The account id (it may start with '-').
         #[arg(allow_hyphen_values = true)]
         id: String,
+    },
+}
+
+/// `hsm-acme endpoint …`: read from the configuration file.
+#[derive(Debug, Subcommand)]
+pub enum EndpointCommand {
+    /// List the endpoints: name, whether enabled, issuing CA, EAB, directory URL.
+    List,
+    /// Show one endpoint's settings and certificate profiles.
+    Show {
+        /// The endpoint's name.
+        name: String,
     },
 }
 
@@ -307,6 +323,9 @@ pub fn run(cli: &Cli) -> ExitCode {
         }),
         Command::Account(cmd) => load(&cli.config)
             .and_then(|config| admin::run(&config, admin::account_request(cmd), output, None)),
+        Command::Endpoint(cmd) => {
+            load(&cli.config).and_then(|config| endpoint::run(&config, cmd, cli.json))
+        }
     };
     if reported && cli.json {
         let failed = result.as_ref().err().map(|e| e.0.as_str());
