@@ -21,6 +21,7 @@ use crate::publish::{CrlAuthority, Publisher};
 use crate::ra::{Ra, RaParts, RaSettings};
 use crate::store::Store;
 use crate::va::{Va, VaConfig, resolver::DnsResolver};
+use crate::wfe::endpoints::Routes;
 use crate::wfe::server_cert::{ServerCertificate, ServerCertificateSettings};
 use crate::wfe::{Endpoints, Urls, Wfe, WfeSettings, publication, server, tls};
 
@@ -135,7 +136,7 @@ pub async fn serve(config: Config, overrides: ServeOverrides) -> Result<(), Star
         }
     }
     let base_url = server.base_url();
-    let shared = EndpointShared {
+    let shared = Arc::new(EndpointShared {
         store,
         validator,
         runner: runner.clone(),
@@ -143,40 +144,13 @@ pub async fn serve(config: Config, overrides: ServeOverrides) -> Result<(), Star
         revocations,
         sealer: sealer.clone(),
         suffixes: Arc::new(suffixes),
-        limits: config.rate_limits,
         network: validation.network.clone(),
         body_timeout: server.limits.idle_timeout,
         nonces: crate::wfe::shared_nonces(),
-        config: Arc::new(config.clone()),
-    };
-    // The default endpoint at its original URLs, and under `/acme/<name>/` with every other
-    // endpoint; each has its RA (policy, issuing CA, URLs) over the one store and token.
-    let urls = Urls::new(&base_url);
-    let ra = shared.ra(&acme, Arc::clone(&issuer), &urls);
-    let default_wfe = shared.wfe(ra.clone(), &acme, urls.clone());
-    let mut named = std::collections::BTreeMap::new();
-    let named_urls = Urls::endpoint(&base_url, &acme.name);
-    named.insert(
-        acme.name.clone(),
-        shared.wfe(
-            shared.ra(&acme, Arc::clone(&issuer), &named_urls),
-            &acme,
-            named_urls,
-        ),
-    );
-    for endpoint in &config.endpoints {
-        let issuer = if endpoint.ca == acme.ca && endpoint.client_auth == acme.client_auth {
-            Arc::clone(&issuer)
-        } else {
-            Arc::new(load_issuer(&config, &token, endpoint)?)
-        };
-        let urls = Urls::endpoint(&base_url, &endpoint.name);
-        let ra = shared.ra(endpoint, issuer, &urls);
-        named.insert(endpoint.name.clone(), shared.wfe(ra, endpoint, urls));
-        tracing::info!(endpoint = %endpoint.name, ca = %endpoint.ca, enabled = endpoint.enabled,
-            directory = %format!("{base_url}/acme/{}/directory", endpoint.name), "ACME endpoint");
-    }
-    let endpoints = Endpoints::new(default_wfe, named);
+        base_url: base_url.clone(),
+    });
+    let (ra, routes) = shared.routes(&config, &token)?;
+    let endpoints = Endpoints::new(routes);
     ra.recover()
         .await
         .map_err(|e| StartError(format!("recovery: {e}")))?;
@@ -244,7 +218,7 @@ pub async fn serve(config: Config, overrides: ServeOverrides) -> Result<(), Star
                 .chain(&config.endpoints)
                 .map(|e| e.name.clone())
                 .collect(),
-            account_url_prefix: urls.account_prefix(),
+            account_url_prefix: Urls::new(&base_url).account_prefix(),
             sealer,
             crls,
             clock: Arc::clone(&clock),
@@ -277,6 +251,16 @@ pub async fn serve(config: Config, overrides: ServeOverrides) -> Result<(), Star
         tracing::warn!(error = %e, "could not tell systemd that the service is ready");
     }
     tokio::spawn(prune_periodically(pruning_ra, stopped()));
+    #[cfg(unix)]
+    tokio::spawn(reload_on_hangup(
+        Reload {
+            shared,
+            token: token.clone(),
+            endpoints: Arc::clone(&endpoints),
+            running: config.clone(),
+        },
+        stopped(),
+    ));
     if let Some(certificate) = server_certificate {
         tokio::spawn(certificate.keep_fresh(stopped()));
     }
@@ -430,6 +414,153 @@ fn crl_authorities(config: &Config, token: &Pkcs11Token, issuer: &Issuer) -> Vec
     out
 }
 
+/// What a configuration reload needs.
+struct Reload {
+    shared: Arc<EndpointShared>,
+    token: Pkcs11Token,
+    endpoints: Arc<Endpoints>,
+    /// The configuration file as last loaded.
+    running: Config,
+}
+
+/// SIGHUP: the configuration file is read again, and its endpoints, certificate profiles
+/// and rate limits replace the running ones; no connection is dropped. A file that does not
+/// load, or whose endpoints cannot be built (a CA key missing on the token), is refused with
+/// a log line and the running configuration stays. Sections that take effect only at start
+/// are named when they changed.
+#[cfg(unix)]
+async fn reload_on_hangup(mut reload: Reload, stopped: impl Future<Output = ()>) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let Ok(mut hangup) = signal(SignalKind::hangup()) else {
+        tracing::warn!("no SIGHUP handler: configuration reloads are not available");
+        return;
+    };
+    tokio::pin!(stopped);
+    loop {
+        tokio::select! {
+            () = &mut stopped => return,
+            _ = hangup.recv() => {}
+        }
+        let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Reloading]);
+        let path = reload.running.path.clone();
+        let config = match Config::load(&path) {
+            Ok(config) => config,
+            Err(e) => {
+                tracing::error!(error = %e,
+                    "configuration reload refused; the running configuration stays");
+                let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Ready]);
+                continue;
+            }
+        };
+        let (shared, token, candidate) = (
+            Arc::clone(&reload.shared),
+            reload.token.clone(),
+            config.clone(),
+        );
+        let built = tokio::task::spawn_blocking(move || shared.routes(&candidate, &token)).await;
+        match built {
+            Ok(Ok((_, routes))) => {
+                reload.endpoints.replace(routes);
+                for change in config_changes(&reload.running, &config) {
+                    tracing::info!(%change, "configuration reloaded");
+                }
+                for section in restart_sections(&reload.running, &config) {
+                    tracing::warn!(
+                        section,
+                        "changed in the file, but takes effect only at the next start"
+                    );
+                }
+                reload.running = config;
+            }
+            Ok(Err(e)) => tracing::error!(error = %e.0,
+                "configuration reload refused; the running configuration stays"),
+            Err(e) => tracing::error!(error = %e,
+                "configuration reload failed; the running configuration stays"),
+        }
+        let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Ready]);
+    }
+}
+
+/// What a reload from `old` to `new` changes in the endpoints, profiles and limits, one
+/// line each.
+fn config_changes(old: &Config, new: &Config) -> Vec<String> {
+    let endpoints = |c: &Config| -> std::collections::BTreeMap<String, String> {
+        c.acme
+            .iter()
+            .chain(&c.endpoints)
+            .map(|e| (e.name.clone(), format!("{e:?}")))
+            .collect()
+    };
+    let (before, after) = (endpoints(old), endpoints(new));
+    let mut changes = Vec::new();
+    for (name, settings) in &after {
+        match before.get(name) {
+            None => changes.push(format!("endpoint {name:?} added")),
+            Some(old) if old != settings => changes.push(format!("endpoint {name:?} changed")),
+            Some(_) => {}
+        }
+    }
+    for name in before.keys().filter(|n| !after.contains_key(*n)) {
+        changes.push(format!("endpoint {name:?} removed"));
+    }
+    if format!("{:?}", old.certificate_profiles) != format!("{:?}", new.certificate_profiles) {
+        changes.push("certificate profiles changed".into());
+    }
+    if old.rate_limits != new.rate_limits {
+        changes.push("rate limits changed".into());
+    }
+    if changes.is_empty() {
+        changes.push("no change to endpoints, certificate profiles or rate limits".into());
+    }
+    changes
+}
+
+/// Sections whose changes a reload does not apply.
+fn restart_sections(old: &Config, new: &Config) -> Vec<&'static str> {
+    let mut sections = Vec::new();
+    let mut check = |name, a: String, b: String| {
+        if a != b {
+            sections.push(name);
+        }
+    };
+    check(
+        "[hsm]",
+        format!("{:?}", old.token),
+        format!("{:?}", new.token),
+    );
+    check(
+        "[server]",
+        format!("{:?}", old.server),
+        format!("{:?}", new.server),
+    );
+    check(
+        "[storage]",
+        format!("{:?}", old.storage_path),
+        format!("{:?}", new.storage_path),
+    );
+    check(
+        "[validation]",
+        format!("{:?}", old.validation),
+        format!("{:?}", new.validation),
+    );
+    check(
+        "[publication]",
+        format!("{:?}", old.publication),
+        format!("{:?}", new.publication),
+    );
+    check(
+        "[sealing]",
+        format!("{:?}", old.sealing_key),
+        format!("{:?}", new.sealing_key),
+    );
+    check(
+        "[rate_limits] public_suffix_list",
+        format!("{:?}", old.public_suffix_list),
+        format!("{:?}", new.public_suffix_list),
+    );
+    sections
+}
+
 async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
@@ -461,17 +592,56 @@ struct EndpointShared {
     revocations: tokio::sync::mpsc::UnboundedSender<String>,
     sealer: Option<Arc<dyn Sealer>>,
     suffixes: Arc<SuffixList>,
-    limits: crate::ra::limits::RateLimits,
     network: crate::policy::network::NetworkPolicy,
     body_timeout: Duration,
     nonces: Arc<crate::wfe::nonce::NonceStore>,
-    /// The configuration, for each endpoint's certificate profiles.
-    config: Arc<Config>,
+    base_url: String,
 }
 
 impl EndpointShared {
+    /// Every endpoint of `config`: the default one at its original URLs, and under
+    /// `/acme/<name>/` with every other; each has its RA (policy, issuing CA, URLs) over the
+    /// one store and token. Also returns the default endpoint's RA, which runs recovery,
+    /// pruning and the watchdog's store check.
+    fn routes(&self, config: &Config, token: &Pkcs11Token) -> Result<(Ra, Routes), StartError> {
+        let acme = config
+            .acme
+            .as_ref()
+            .ok_or_else(|| StartError("the configuration has no [acme] section".into()))?;
+        let mut issuers: Vec<(String, bool, Arc<Issuer>)> = Vec::new();
+        let mut issuer_for = |endpoint: &AcmeConfig| -> Result<Arc<Issuer>, StartError> {
+            if let Some((_, _, issuer)) = issuers.iter().find(|(ca, client_auth, _)| {
+                *ca == endpoint.ca && *client_auth == endpoint.client_auth
+            }) {
+                return Ok(Arc::clone(issuer));
+            }
+            let issuer = Arc::new(load_issuer(config, token, endpoint)?);
+            issuers.push((
+                endpoint.ca.clone(),
+                endpoint.client_auth,
+                Arc::clone(&issuer),
+            ));
+            Ok(issuer)
+        };
+        let urls = Urls::new(&self.base_url);
+        let issuer = issuer_for(acme)?;
+        let ra = self.ra(config, acme, Arc::clone(&issuer), &urls);
+        let default = self.wfe(ra.clone(), acme, urls);
+        let mut named = std::collections::BTreeMap::new();
+        for endpoint in std::iter::once(acme).chain(&config.endpoints) {
+            let urls = Urls::endpoint(&self.base_url, &endpoint.name);
+            let issuer = issuer_for(endpoint)?;
+            let endpoint_ra = self.ra(config, endpoint, issuer, &urls);
+            named.insert(endpoint.name.clone(), self.wfe(endpoint_ra, endpoint, urls));
+            tracing::info!(endpoint = %endpoint.name, ca = %endpoint.ca, enabled = endpoint.enabled,
+                directory = %format!("{}/acme/{}/directory", self.base_url, endpoint.name),
+                "ACME endpoint");
+        }
+        Ok((ra, Routes { default, named }))
+    }
+
     /// The RA of `endpoint` at `urls`, issuing with `issuer`.
-    fn ra(&self, endpoint: &AcmeConfig, issuer: Arc<Issuer>, urls: &Urls) -> Ra {
+    fn ra(&self, config: &Config, endpoint: &AcmeConfig, issuer: Arc<Issuer>, urls: &Urls) -> Ra {
         let policy = Policy {
             allowed_domains: endpoint.allowed_domains.clone(),
             max_validity: u64::from(endpoint.validity_days) * 86_400,
@@ -479,7 +649,7 @@ impl EndpointShared {
             wildcard_http01: endpoint.wildcard_http01,
             ip_identifiers: endpoint.ip_identifiers,
             validation_networks: self.network.clone(),
-            max_identifiers: self.limits.identifiers_per_order,
+            max_identifiers: config.rate_limits.identifiers_per_order,
             challenge_types: endpoint.challenges.clone(),
             identifier_rules: endpoint.identifier_rules.clone(),
             ..Policy::default()
@@ -496,12 +666,12 @@ impl EndpointShared {
                 profile: endpoint.name.clone(),
                 eab_required: endpoint.eab_required,
                 new_account_url: urls.acme("new-account"),
-                limits: self.limits,
+                limits: config.rate_limits,
                 suffixes: Arc::clone(&self.suffixes),
                 pre_authorization: endpoint.pre_authorization,
                 authz_reuse: endpoint.authz_reuse,
                 caa_recheck_age: endpoint.caa_recheck,
-                certificate_profiles: self.config.profiles_of(endpoint),
+                certificate_profiles: config.profiles_of(endpoint),
                 advertise_profiles: !endpoint.certificate_profiles.is_empty(),
                 single_active_certificate: endpoint.single_active_certificate,
                 terms: endpoint.terms.clone(),

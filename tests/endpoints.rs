@@ -781,3 +781,84 @@ async fn new_accounts_wait_for_the_operators_approval_where_the_endpoint_says_so
     let (ok, said) = cli(&["account", "approve", approved_id]);
     assert!(!ok && said.contains("does not await approval"), "{said}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_reloads_the_endpoints_and_a_broken_file_leaves_them_as_they_were() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let s = setup("\n[[endpoint]]\nname = \"one\"\nca = \"issuing\"\n").await;
+    let port = free_port();
+    let server = s.start(port);
+    let raw = RawClient::new(&s.root(), port);
+    let status = async |path: &str| raw.send(Method::GET, &raw.url(path), None).await.status;
+    assert_eq!(status("/acme/one/directory").await, StatusCode::OK);
+    assert_eq!(status("/acme/two/directory").await, StatusCode::NOT_FOUND);
+
+    // A connection opened before the reload, kept alive across it.
+    let mut open = common::net::connect(&s.root(), port, b"http/1.1")
+        .await
+        .unwrap();
+    let request = format!(
+        "GET /directory HTTP/1.1\r\nhost: 127.0.0.1:{port}\r\nconnection: keep-alive\r\n\r\n"
+    );
+    let mut ask = async || {
+        open.write_all(request.as_bytes()).await.unwrap();
+        let mut buf = vec![0u8; 16_384];
+        let n = open.read(&mut buf).await.unwrap();
+        String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200")
+    };
+    assert!(ask().await);
+
+    let hangup = || {
+        let ok = std::process::Command::new("kill")
+            .args(["-HUP", &server.pid().to_string()])
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "kill -HUP failed");
+    };
+    let original = std::fs::read_to_string(&s.config).unwrap();
+    // Endpoint "two" added, "one" disabled.
+    std::fs::write(
+        &s.config,
+        original.replace(
+            "name = \"one\"\nca = \"issuing\"\n",
+            "name = \"one\"\nca = \"issuing\"\nenabled = false\n\n[[endpoint]]\nname = \"two\"\nca = \"issuing\"\n",
+        ),
+    )
+    .unwrap();
+    hangup();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    while status("/acme/two/directory").await != StatusCode::OK {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the reload did not happen"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(status("/acme/one/directory").await, StatusCode::FORBIDDEN);
+    assert!(
+        ask().await,
+        "the connection from before the reload was dropped"
+    );
+
+    // A broken file is refused with a log line; the endpoints stay as they were.
+    std::fs::write(&s.config, format!("{original}\n[[endpoint]]\nname = 5\n")).unwrap();
+    hangup();
+    let log_path = s.config.with_file_name(format!("serve-{port}.log"));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    loop {
+        let log = std::fs::read_to_string(&log_path).unwrap();
+        if log.contains("configuration reload refused") {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no refusal logged:\n{log}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(status("/acme/two/directory").await, StatusCode::OK);
+    assert_eq!(status("/acme/one/directory").await, StatusCode::FORBIDDEN);
+    assert!(ask().await);
+}

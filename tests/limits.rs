@@ -8,38 +8,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::acme::setup;
-use common::net::free_port;
-use rustls::RootCertStore;
+use common::net::{connect, free_port};
+use rustls::pki_types::CertificateDer;
 use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, ServerName};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
-
-/// A TLS connection to the server offering `alpn`.
-async fn connect(
-    root: &std::path::Path,
-    port: u16,
-    alpn: &[u8],
-) -> std::io::Result<TlsStream<TcpStream>> {
-    let mut roots = RootCertStore::empty();
-    for cert in CertificateDer::pem_file_iter(root).unwrap() {
-        roots.add(cert.unwrap()).unwrap();
-    }
-    let mut config = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .unwrap()
-    .with_root_certificates(roots)
-    .with_no_client_auth();
-    config.alpn_protocols = vec![alpn.to_vec()];
-    let tcp = TcpStream::connect(("127.0.0.1", port)).await?;
-    TlsConnector::from(Arc::new(config))
-        .connect(ServerName::try_from("127.0.0.1").unwrap(), tcp)
-        .await
-}
 
 /// Waits up to `within` for the server to close `tls`; returns how long it took.
 async fn closed_within(tls: &mut TlsStream<TcpStream>, within: Duration) -> Option<Duration> {

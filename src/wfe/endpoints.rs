@@ -4,7 +4,7 @@
 //! looked up per request from the path; nothing about it is global.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::sync::{Arc, PoisonError, RwLock};
 
 use bytes::Bytes;
 use http_body_util::Full;
@@ -31,18 +31,40 @@ pub const RESERVED_NAMES: &[&str] = &[
     "cert",
 ];
 
-/// Every endpoint of the server.
-pub struct Endpoints {
+/// The endpoints of one configuration.
+pub struct Routes {
     /// The default endpoint at its original URLs.
-    default: Arc<Wfe>,
+    pub default: Arc<Wfe>,
     /// Endpoints by name, at `/acme/<name>/`.
-    named: BTreeMap<String, Arc<Wfe>>,
+    pub named: BTreeMap<String, Arc<Wfe>>,
+}
+
+/// Every endpoint of the server; a configuration reload replaces them all at once, and
+/// requests in flight finish with the ones they started with.
+pub struct Endpoints {
+    routes: RwLock<Arc<Routes>>,
 }
 
 impl Endpoints {
-    /// `default` at the original URLs, and `named` under their names.
-    pub fn new(default: Arc<Wfe>, named: BTreeMap<String, Arc<Wfe>>) -> Arc<Self> {
-        Arc::new(Self { default, named })
+    /// Serves `routes`.
+    pub fn new(routes: Routes) -> Arc<Self> {
+        Arc::new(Self {
+            routes: RwLock::new(Arc::new(routes)),
+        })
+    }
+
+    /// Serves `routes` from now on.
+    pub fn replace(&self, routes: Routes) {
+        *self.routes.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(routes);
+    }
+
+    /// The endpoint names served now.
+    pub fn names(&self) -> Vec<String> {
+        self.current().named.keys().cloned().collect()
+    }
+
+    fn current(&self) -> Arc<Routes> {
+        Arc::clone(&self.routes.read().unwrap_or_else(PoisonError::into_inner))
     }
 
     /// Hands the request to its endpoint.
@@ -51,11 +73,14 @@ impl Endpoints {
         request: Request<Incoming>,
         client: std::net::IpAddr,
     ) -> Result<Response<Full<Bytes>>, std::convert::Infallible> {
-        let (wfe, resource) = self.pick(request.uri().path());
-        let resource = resource.to_owned();
-        Arc::clone(wfe).handle(request, client, &resource).await
+        let routes = self.current();
+        let (wfe, resource) = routes.pick(request.uri().path());
+        let (wfe, resource) = (Arc::clone(wfe), resource.to_owned());
+        wfe.handle(request, client, &resource).await
     }
+}
 
+impl Routes {
     fn pick<'a>(&self, path: &'a str) -> (&Arc<Wfe>, &'a str) {
         match route(path, |name| self.named.contains_key(name)) {
             (Some(name), resource) => match self.named.get(name) {
