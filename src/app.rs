@@ -676,6 +676,8 @@ impl EndpointShared {
                 single_active_certificate: endpoint.single_active_certificate,
                 terms: endpoint.terms.clone(),
                 account_approval: endpoint.account_approval,
+                order_lifetime: endpoint.order_lifetime,
+                authz_lifetime: endpoint.authz_lifetime,
                 ..RaSettings::default()
             },
             revocations: self.revocations.clone(),

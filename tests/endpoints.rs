@@ -30,6 +30,7 @@ ca = "issuing-b"
 validity_days = 10
 allowed_domains = ["xroad.test"]
 challenges = ["http-01"]
+order_lifetime_hours = 2
 
 [[endpoint]]
 name = "off"
@@ -201,6 +202,16 @@ async fn endpoints_issue_by_their_own_rules_and_keep_their_accounts_apart() {
         )
         .await;
     assert_eq!(order.status, StatusCode::CREATED, "{order:?}");
+    // Its orders live two hours.
+    let expires = order.json()["expires"].as_str().unwrap().to_owned();
+    let expires =
+        time::OffsetDateTime::parse(&expires, &time::format_description::well_known::Rfc3339)
+            .unwrap();
+    let left = expires - time::OffsetDateTime::now_utc();
+    assert!(
+        left > time::Duration::minutes(110) && left <= time::Duration::minutes(120),
+        "{left}"
+    );
     let authz = client
         .post(order.json()["authorizations"][0].as_str().unwrap(), None)
         .await

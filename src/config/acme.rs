@@ -54,6 +54,8 @@ pub(super) struct RawAcme {
     #[serde(default)]
     approve_accounts: bool,
     approval_hours: Option<u32>,
+    order_lifetime_hours: Option<u32>,
+    authz_lifetime_hours: Option<u32>,
 }
 
 fn yes() -> bool {
@@ -110,6 +112,10 @@ pub struct AcmeConfig {
     pub identifier_rules: IdentifierRules,
     /// New accounts wait for the operator's approval, at most this long.
     pub account_approval: Option<Duration>,
+    /// How long a new order stays usable.
+    pub order_lifetime: Duration,
+    /// How long a pending authorization stays usable.
+    pub authz_lifetime: Duration,
 }
 
 /// Checks `[acme]` (`default_table`) or an `[[endpoint]]` (which must be named).
@@ -215,8 +221,16 @@ pub(super) fn check_acme(
             return Err(format!("{table}: terms_of_service_version is empty"));
         }
     };
+    let lifetime = |key: &str, value: Option<u32>| match value.unwrap_or(168) {
+        hours @ 1..=720 => Ok(Duration::from_secs(u64::from(hours) * 3600)),
+        hours => Err(format!("{table}: {key} = {hours} is not 1..=720")),
+    };
+    let order_lifetime = lifetime("order_lifetime_hours", raw.order_lifetime_hours)?;
+    let authz_lifetime = lifetime("authz_lifetime_hours", raw.authz_lifetime_hours)?;
     Ok(AcmeConfig {
         name,
+        order_lifetime,
+        authz_lifetime,
         enabled: raw.enabled,
         ca: raw.ca,
         eab_required: raw.eab_required,

@@ -416,4 +416,51 @@ mod tests {
         assert_eq!(config.token.selector.serial.as_deref(), Some("42"));
         assert_eq!(config.token.pin_file.as_deref(), Some("/run/pin"));
     }
+
+    /// The README's example configurations, with the tables they leave out, parse.
+    #[test]
+    fn the_readme_examples_parse() {
+        let readme = include_str!("../../README.md");
+        let base = r#"
+            [hsm]
+            profile = "softhsm2"
+            token_label = "t"
+            pin_file = "pin"
+
+            [[ca]]
+            name = "root"
+            key_label = "root-key"
+            key_type = "ecdsa-p384"
+            subject = "CN=Root"
+            certificate = "root.pem"
+
+            [[ca]]
+            name = "issuing"
+            key_label = "issuing-key"
+            key_type = "ecdsa-p256"
+            subject = "CN=Issuing"
+            certificate = "issuing.pem"
+            issuer = "root"
+
+            [[ca]]
+            name = "issuing-xroad"
+            key_label = "xroad-key"
+            key_type = "rsa-3072"
+            subject = "CN=X-Road"
+            certificate = "xroad.pem"
+            issuer = "root"
+        "#;
+        for heading in [
+            "### Example: a regulated network",
+            "### Example: an open internal network",
+        ] {
+            let after = &readme[readme.find(heading).unwrap()..];
+            let start = after.find("```toml\n").unwrap() + "```toml\n".len();
+            let example = &after[start..];
+            let example = &example[..example.find("```").unwrap()];
+            let config =
+                parse(&format!("{base}\n{example}")).unwrap_or_else(|e| panic!("{heading}: {e}"));
+            assert!(config.acme.is_some(), "{heading}");
+        }
+    }
 }
