@@ -21,6 +21,7 @@ use crate::publish::{CrlAuthority, Publisher};
 use crate::ra::{Ra, RaParts, RaSettings};
 use crate::store::Store;
 use crate::va::{Va, VaConfig, resolver::DnsResolver};
+use crate::wfe::client_auth::ClientCas;
 use crate::wfe::endpoints::Routes;
 use crate::wfe::server_cert::{ServerCertificate, ServerCertificateSettings};
 use crate::wfe::{Endpoints, Urls, Wfe, WfeSettings, publication, server, tls};
@@ -162,6 +163,7 @@ pub async fn serve(config: Config, overrides: ServeOverrides) -> Result<(), Star
         &issuer,
         Duration::from_secs(u64::from(acme.validity_days) * 86_400),
         tls::TlsBudget::new(tls_share),
+        client_verifier(&config)?,
     )?;
     let admin_reader = ra.reader().clone();
     let listener = tokio::net::TcpListener::bind(server.listen)
@@ -626,13 +628,16 @@ impl EndpointShared {
         let urls = Urls::new(&self.base_url);
         let issuer = issuer_for(acme)?;
         let ra = self.ra(config, acme, Arc::clone(&issuer), &urls);
-        let default = self.wfe(ra.clone(), acme, urls);
+        let default = self.wfe(ra.clone(), acme, urls)?;
         let mut named = std::collections::BTreeMap::new();
         for endpoint in std::iter::once(acme).chain(&config.endpoints) {
             let urls = Urls::endpoint(&self.base_url, &endpoint.name);
             let issuer = issuer_for(endpoint)?;
             let endpoint_ra = self.ra(config, endpoint, issuer, &urls);
-            named.insert(endpoint.name.clone(), self.wfe(endpoint_ra, endpoint, urls));
+            named.insert(
+                endpoint.name.clone(),
+                self.wfe(endpoint_ra, endpoint, urls)?,
+            );
             tracing::info!(endpoint = %endpoint.name, ca = %endpoint.ca, enabled = endpoint.enabled,
                 directory = %format!("{}/acme/{}/directory", self.base_url, endpoint.name),
                 "ACME endpoint");
@@ -686,12 +691,19 @@ impl EndpointShared {
     }
 
     /// The front end of `endpoint` over `ra`.
-    fn wfe(&self, ra: Ra, endpoint: &AcmeConfig, urls: Urls) -> Arc<Wfe> {
-        Wfe::new(
+    fn wfe(&self, ra: Ra, endpoint: &AcmeConfig, urls: Urls) -> Result<Arc<Wfe>, StartError> {
+        let client_cas = endpoint
+            .client_ca
+            .as_deref()
+            .map(|path| ClientCas::load(path).map(Arc::new))
+            .transpose()
+            .map_err(|e| StartError(format!("endpoint {:?}: {e}", endpoint.name)))?;
+        Ok(Wfe::new(
             ra,
             WfeSettings {
                 urls,
                 enabled: endpoint.enabled,
+                client_cas,
                 meta: DirectoryMeta {
                     terms_of_service: endpoint.terms_of_service.clone(),
                     website: endpoint.website.clone(),
@@ -702,8 +714,26 @@ impl EndpointShared {
                 body_timeout: self.body_timeout,
                 nonces: Arc::clone(&self.nonces),
             },
-        )
+        ))
     }
+}
+
+/// The server-wide client certificate verifier for the endpoints of `config` that require
+/// one (mTLS); `None` when none does.
+fn client_verifier(
+    config: &Config,
+) -> Result<Option<Arc<dyn rustls::server::danger::ClientCertVerifier>>, StartError> {
+    let mut cas = Vec::new();
+    for endpoint in config.acme.iter().chain(&config.endpoints) {
+        if let Some(path) = &endpoint.client_ca {
+            cas.push(
+                ClientCas::load(path)
+                    .map_err(|e| StartError(format!("endpoint {:?}: {e}", endpoint.name)))?,
+            );
+        }
+    }
+    let refs: Vec<&ClientCas> = cas.iter().collect();
+    crate::wfe::client_auth::server_verifier(&refs).map_err(StartError)
 }
 
 fn load_issuer(
@@ -782,6 +812,7 @@ fn server_tls(
     issuer: &Arc<Issuer>,
     default_lifetime: Duration,
     budget: tls::TlsBudget,
+    clients: Option<Arc<dyn rustls::server::danger::ClientCertVerifier>>,
 ) -> Result<(Arc<rustls::ServerConfig>, Option<Arc<ServerCertificate>>), StartError> {
     if let Some(key_file) = &server.tls_key_file {
         let key = rustls::pki_types::PrivateKeyDer::from_pem_file(key_file)
@@ -789,7 +820,8 @@ fn server_tls(
         let chain = CertificateDer::pem_file_iter(&server.tls_certificate)
             .and_then(Iterator::collect::<Result<Vec<_>, _>>)
             .map_err(|e| StartError(format!("{}: {e}", server.tls_certificate.display())))?;
-        let config = tls::file_server_config(chain, key).map_err(|e| StartError(e.to_string()))?;
+        let config =
+            tls::file_server_config(chain, key, clients).map_err(|e| StartError(e.to_string()))?;
         return Ok((config, None));
     }
     let settings = ServerCertificateSettings {
@@ -799,7 +831,7 @@ fn server_tls(
         lifetime: server.tls_validity.unwrap_or(default_lifetime),
     };
     let (certificate, config) =
-        ServerCertificate::start(&settings, token, Arc::clone(issuer), budget)
+        ServerCertificate::start(&settings, token, Arc::clone(issuer), budget, clients)
             .map_err(StartError)?;
     Ok((config, Some(certificate)))
 }

@@ -873,3 +873,96 @@ async fn sighup_reloads_the_endpoints_and_a_broken_file_leaves_them_as_they_were
     assert_eq!(status("/acme/one/directory").await, StatusCode::FORBIDDEN);
     assert!(ask().await);
 }
+
+/// A client CA (PEM) and a client certificate it issued, with its key.
+fn client_pki(name: &str) -> (String, rustls::pki_types::CertificateDer<'static>, Vec<u8>) {
+    use rcgen::{BasicConstraints, CertificateParams, ExtendedKeyUsagePurpose, IsCa, KeyPair};
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca.distinguished_name
+        .push(rcgen::DnType::CommonName, format!("{name} client CA"));
+    let ca_cert = ca.self_signed(&ca_key).unwrap();
+    let issuer = rcgen::Issuer::new(ca, ca_key);
+    let key = KeyPair::generate().unwrap();
+    let mut leaf = CertificateParams::new(vec![format!("{name}.clients.test")]).unwrap();
+    leaf.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+    let cert = leaf.signed_by(&key, &issuer).unwrap();
+    (ca_cert.pem(), cert.der().clone(), key.serialize_der())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_mtls_endpoint_serves_only_clients_with_a_certificate_from_its_ca() {
+    use rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
+    let s = setup(
+        "\n[[endpoint]]\nname = \"mtls\"\nca = \"issuing\"\nclient_ca = \"client-ca.pem\"\n\
+         \n[[endpoint]]\nname = \"other\"\nca = \"issuing\"\nclient_ca = \"other-ca.pem\"\n",
+    )
+    .await;
+    let (ca_pem, cert, key) = client_pki("good");
+    std::fs::write(s.token.dir.join("client-ca.pem"), ca_pem).unwrap();
+    let (other_pem, other_cert, other_key) = client_pki("other");
+    std::fs::write(s.token.dir.join("other-ca.pem"), other_pem).unwrap();
+    let port = free_port();
+    let _server = s.start(port);
+    let client = |c: &rustls::pki_types::CertificateDer<'static>, k: &[u8]| {
+        RawClient::with_client_certificate(
+            &s.root(),
+            port,
+            Some((
+                vec![c.clone()],
+                PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(k.to_vec())),
+            )),
+        )
+    };
+    let with_cert = client(&cert, &key);
+    let with_other = client(&other_cert, &other_key);
+    let without = RawClient::new(&s.root(), port);
+    let get = async |c: &RawClient, path: &str| c.send(Method::GET, &c.url(path), None).await;
+
+    assert_eq!(
+        get(&with_cert, "/acme/mtls/directory").await.status,
+        StatusCode::OK
+    );
+    let refused = get(&without, "/acme/mtls/directory").await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN, "{refused:?}");
+    assert_eq!(
+        refused.json()["type"],
+        "urn:ietf:params:acme:error:unauthorized"
+    );
+    assert!(
+        refused.json()["detail"]
+            .as_str()
+            .unwrap()
+            .contains("TLS client certificate"),
+        "{refused:?}"
+    );
+    // A certificate from another endpoint's CA does not open this one.
+    let wrong = get(&with_other, "/acme/mtls/directory").await;
+    assert_eq!(wrong.status, StatusCode::FORBIDDEN, "{wrong:?}");
+    assert_eq!(
+        get(&with_other, "/acme/other/directory").await.status,
+        StatusCode::OK
+    );
+    // Endpoints without client_ca take every client, with a certificate or without.
+    assert_eq!(get(&without, "/directory").await.status, StatusCode::OK);
+    assert_eq!(get(&with_cert, "/directory").await.status, StatusCode::OK);
+
+    // A whole flow with the client certificate.
+    let mut account = client(&cert, &key);
+    let made = account
+        .post(
+            &account.url("/acme/mtls/new-account"),
+            Some(&json!({"termsOfServiceAgreed": true})),
+        )
+        .await;
+    assert_eq!(made.status, StatusCode::CREATED, "{made:?}");
+    account.kid = made.header("location");
+    let order = account
+        .post(
+            &account.url("/acme/mtls/new-order"),
+            Some(&json!({"identifiers": [{"type": "dns", "value": "m.mtls.test"}]})),
+        )
+        .await;
+    assert_eq!(order.status, StatusCode::CREATED, "{order:?}");
+}

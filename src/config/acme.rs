@@ -56,6 +56,7 @@ pub(super) struct RawAcme {
     approval_hours: Option<u32>,
     order_lifetime_hours: Option<u32>,
     authz_lifetime_hours: Option<u32>,
+    client_ca: Option<std::path::PathBuf>,
 }
 
 fn yes() -> bool {
@@ -116,6 +117,8 @@ pub struct AcmeConfig {
     pub order_lifetime: Duration,
     /// How long a pending authorization stays usable.
     pub authz_lifetime: Duration,
+    /// mTLS: requests need a TLS client certificate issued by a CA of this PEM file.
+    pub client_ca: Option<std::path::PathBuf>,
 }
 
 /// Checks `[acme]` (`default_table`) or an `[[endpoint]]` (which must be named).
@@ -123,6 +126,7 @@ pub(super) fn check_acme(
     raw: RawAcme,
     cas: &[CaConfig],
     default_table: bool,
+    resolve: &dyn Fn(&std::path::Path) -> std::path::PathBuf,
 ) -> Result<AcmeConfig, String> {
     let table = match (&raw.name, default_table) {
         (_, true) => "[acme]".to_owned(),
@@ -228,6 +232,7 @@ pub(super) fn check_acme(
     let order_lifetime = lifetime("order_lifetime_hours", raw.order_lifetime_hours)?;
     let authz_lifetime = lifetime("authz_lifetime_hours", raw.authz_lifetime_hours)?;
     Ok(AcmeConfig {
+        client_ca: raw.client_ca.as_deref().map(resolve),
         name,
         order_lifetime,
         authz_lifetime,

@@ -160,13 +160,13 @@ impl Config {
             .map_err(err)?;
         let acme = raw
             .acme
-            .map(|a| acme::check_acme(a, &cas, true))
+            .map(|a| acme::check_acme(a, &cas, true, &resolve))
             .transpose()
             .map_err(err)?;
         let mut endpoints = Vec::with_capacity(raw.endpoints.len());
         let mut names: BTreeSet<String> = acme.iter().map(|a| a.name.clone()).collect();
         for raw_endpoint in raw.endpoints {
-            let endpoint = acme::check_acme(raw_endpoint, &cas, false).map_err(err)?;
+            let endpoint = acme::check_acme(raw_endpoint, &cas, false, &resolve).map_err(err)?;
             if acme.is_none() {
                 return Err(err(
                     "[[endpoint]] needs an [acme] table: the default endpoint".into(),

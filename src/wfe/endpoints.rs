@@ -10,6 +10,7 @@ use bytes::Bytes;
 use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::{Request, Response};
+use rustls::pki_types::CertificateDer;
 
 use super::Wfe;
 
@@ -72,11 +73,13 @@ impl Endpoints {
         self: Arc<Self>,
         request: Request<Incoming>,
         client: std::net::IpAddr,
+        chain: Option<Arc<[CertificateDer<'static>]>>,
     ) -> Result<Response<Full<Bytes>>, std::convert::Infallible> {
         let routes = self.current();
         let (wfe, resource) = routes.pick(request.uri().path());
         let (wfe, resource) = (Arc::clone(wfe), resource.to_owned());
-        wfe.handle(request, client, &resource).await
+        wfe.handle(request, client, &resource, chain.as_deref())
+            .await
     }
 }
 

@@ -2,6 +2,7 @@
 //! resources, and puts the headers RFC 8555 wants on every response (a fresh
 //! `Replay-Nonce`, `Link: rel="index"`). No business rules live here.
 
+pub mod client_auth;
 pub mod endpoints;
 mod handlers;
 pub mod jws;
@@ -51,6 +52,8 @@ pub struct WfeSettings {
     pub body_timeout: Duration,
     /// Nonces, shared by every endpoint of the server ([`shared_nonces`]).
     pub nonces: Arc<NonceStore>,
+    /// mTLS: the CAs a client certificate must chain to; `None`: none is needed.
+    pub client_cas: Option<Arc<client_auth::ClientCas>>,
 }
 
 /// One nonce store for the whole server: a nonce from any endpoint's newNonce is good,
@@ -66,6 +69,7 @@ pub struct Wfe {
     verifiers: jws::VerifierCache,
     urls: Urls,
     enabled: bool,
+    client_cas: Option<Arc<client_auth::ClientCas>>,
     meta: DirectoryMeta,
     body_timeout: Duration,
     requests: AtomicU64,
@@ -125,6 +129,7 @@ impl Wfe {
             verifiers: jws::VerifierCache::default(),
             urls: settings.urls,
             enabled: settings.enabled,
+            client_cas: settings.client_cas,
             meta: settings.meta,
             body_timeout: settings.body_timeout,
             requests: AtomicU64::new(0),
@@ -144,11 +149,18 @@ impl Wfe {
         request: Request<Incoming>,
         client: std::net::IpAddr,
         resource: &str,
+        chain: Option<&[rustls::pki_types::CertificateDer<'static>]>,
     ) -> Result<Response<Full<Bytes>>, std::convert::Infallible> {
         let id = format!("{:x}", self.requests.fetch_add(1, Ordering::Relaxed));
         let method = request.method().clone();
         let path = request.uri().path().to_owned();
-        let result = self.route(request, client, resource).await;
+        let result = match &self.client_cas {
+            Some(cas) => match cas.check(chain) {
+                Ok(()) => self.route(request, client, resource).await,
+                Err(e) => Err(e),
+            },
+            None => self.route(request, client, resource).await,
+        };
         let response = match result {
             Ok(reply) => self.respond(reply),
             Err(error) => {

@@ -19,6 +19,8 @@ use tokio::sync::Semaphore;
 use tokio_io_timeout::TimeoutStream;
 use tokio_rustls::TlsAcceptor;
 
+use rustls::pki_types::CertificateDer;
+
 use super::Endpoints;
 
 /// Time a client has to finish the TLS handshake.
@@ -124,7 +126,15 @@ pub async fn serve(
                 .keep_alive_interval(Some(limits.idle_timeout))
                 .keep_alive_timeout(limits.idle_timeout);
             let client = peer.ip();
-            let service = service_fn(move |request| Arc::clone(&endpoints).handle(request, client));
+            // mTLS: the client's certificate chain, for endpoints that require one.
+            let chain: Option<Arc<[CertificateDer<'static>]>> = tls
+                .get_ref()
+                .1
+                .peer_certificates()
+                .map(|certs| certs.iter().map(|c| c.clone().into_owned()).collect());
+            let service = service_fn(move |request| {
+                Arc::clone(&endpoints).handle(request, client, chain.clone())
+            });
             let connection = builder.serve_connection(TokioIo::new(tls), service);
             if let Err(e) = watcher.watch(connection.into_owned()).await {
                 tracing::debug!(%peer, error = %e, "connection ended with an error");

@@ -70,6 +70,7 @@ impl ServerCertificate {
         token: &Pkcs11Token,
         issuer: Arc<Issuer>,
         budget: TlsBudget,
+        clients: Option<Arc<dyn rustls::server::danger::ClientCertVerifier>>,
     ) -> Result<(Arc<Self>, Arc<rustls::ServerConfig>), String> {
         let label = settings.key_label;
         if !token.has_label(label).map_err(|e| e.to_string())? {
@@ -100,8 +101,9 @@ impl ServerCertificate {
             recipe.issue()?;
         }
         let chain = read_chain(&recipe.path)?;
-        let (config, served) = tls::token_server_config(chain, Arc::clone(&recipe.signer), budget)
-            .map_err(|e| e.to_string())?;
+        let (config, served) =
+            tls::token_server_config(chain, Arc::clone(&recipe.signer), budget, clients)
+                .map_err(|e| e.to_string())?;
         Ok((Arc::new(Self { recipe, served }), config))
     }
 

@@ -11,6 +11,7 @@ use std::sync::{Arc, PoisonError, RwLock};
 
 use rustls::crypto::ring::default_provider;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, SubjectPublicKeyInfoDer};
+use rustls::server::danger::ClientCertVerifier;
 use rustls::server::{ClientHello, ResolvesServerCert, ServerConfig};
 use rustls::sign::{CertifiedKey, SigningKey};
 use rustls::{SignatureAlgorithm, SignatureScheme};
@@ -176,6 +177,7 @@ pub fn token_server_config(
     chain: Vec<CertificateDer<'static>>,
     signer: Arc<TokenSigner>,
     budget: TlsBudget,
+    clients: Option<Arc<dyn ClientCertVerifier>>,
 ) -> Result<(Arc<ServerConfig>, Arc<ServedCertificate>), TlsError> {
     let scheme = match signer.scheme() {
         Scheme::EcdsaP256Sha256 => SignatureScheme::ECDSA_NISTP256_SHA256,
@@ -193,7 +195,7 @@ pub fn token_server_config(
     });
     let served = Arc::new(ServedCertificate::new(CertifiedKey::new(chain, key))?);
     Ok((
-        finish(Arc::clone(&served) as Arc<dyn ResolvesServerCert>)?,
+        finish(Arc::clone(&served) as Arc<dyn ResolvesServerCert>, clients)?,
         served,
     ))
 }
@@ -202,15 +204,17 @@ pub fn token_server_config(
 pub fn file_server_config(
     chain: Vec<CertificateDer<'static>>,
     key: PrivateKeyDer<'static>,
+    clients: Option<Arc<dyn ClientCertVerifier>>,
 ) -> Result<Arc<ServerConfig>, TlsError> {
     let provider = default_provider();
     let key = provider
         .key_provider
         .load_private_key(key)
         .map_err(|e| TlsError(format!("private key: {e}")))?;
-    finish(Arc::new(ServedCertificate::new(CertifiedKey::new(
-        chain, key,
-    ))?))
+    finish(
+        Arc::new(ServedCertificate::new(CertifiedKey::new(chain, key))?),
+        clients,
+    )
 }
 
 fn check_keys(certified: &CertifiedKey) -> Result<(), TlsError> {
@@ -223,12 +227,19 @@ fn check_keys(certified: &CertifiedKey) -> Result<(), TlsError> {
     })
 }
 
-fn finish(resolver: Arc<dyn ResolvesServerCert>) -> Result<Arc<ServerConfig>, TlsError> {
-    let mut config = ServerConfig::builder_with_provider(Arc::new(default_provider()))
+fn finish(
+    resolver: Arc<dyn ResolvesServerCert>,
+    clients: Option<Arc<dyn ClientCertVerifier>>,
+) -> Result<Arc<ServerConfig>, TlsError> {
+    let builder = ServerConfig::builder_with_provider(Arc::new(default_provider()))
         .with_safe_default_protocol_versions()
-        .map_err(|e| TlsError(e.to_string()))?
-        .with_no_client_auth()
-        .with_cert_resolver(resolver);
+        .map_err(|e| TlsError(e.to_string()))?;
+    // mTLS endpoints: a client certificate is asked for, never required (`client_auth`).
+    let builder = match clients {
+        Some(verifier) => builder.with_client_cert_verifier(verifier),
+        None => builder.with_no_client_auth(),
+    };
+    let mut config = builder.with_cert_resolver(resolver);
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     // Resumption needs no signature: stateless tickets (keys rotate in memory) and a cache
     // for clients that do not take tickets.

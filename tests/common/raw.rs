@@ -72,17 +72,32 @@ pub struct RawClient {
 impl RawClient {
     /// A client for the server on 127.0.0.1:`port` whose chain ends at `root`.
     pub fn new(root: &Path, port: u16) -> Self {
+        Self::with_client_certificate(root, port, None)
+    }
+
+    /// As [`RawClient::new`], presenting a TLS client certificate (chain, key) if given.
+    pub fn with_client_certificate(
+        root: &Path,
+        port: u16,
+        client: Option<(
+            Vec<CertificateDer<'static>>,
+            rustls::pki_types::PrivateKeyDer<'static>,
+        )>,
+    ) -> Self {
         let mut roots = RootCertStore::empty();
         for cert in CertificateDer::pem_file_iter(root).unwrap() {
             roots.add(cert.unwrap()).unwrap();
         }
-        let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        let builder = rustls::ClientConfig::builder_with_provider(Arc::new(
             rustls::crypto::ring::default_provider(),
         ))
         .with_safe_default_protocol_versions()
         .unwrap()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
+        .with_root_certificates(roots);
+        let config = match client {
+            Some((chain, key)) => builder.with_client_auth_cert(chain, key).unwrap(),
+            None => builder.with_no_client_auth(),
+        };
         let pair = ES256.generate_key_pair().unwrap();
         let signer = Box::new(ES256.signer_from_jwk(&pair.to_jwk_private_key()).unwrap());
         Self {
