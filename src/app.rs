@@ -137,6 +137,10 @@ pub async fn serve(config: Config, overrides: ServeOverrides) -> Result<(), Star
         }
     }
     let base_url = server.base_url();
+    // The text the configuration was loaded from, for `check-config` to compare with.
+    let running_text = Arc::new(std::sync::RwLock::new(
+        std::fs::read_to_string(&config.path).unwrap_or_default(),
+    ));
     let shared = Arc::new(EndpointShared {
         store,
         validator,
@@ -224,6 +228,7 @@ pub async fn serve(config: Config, overrides: ServeOverrides) -> Result<(), Star
             sealer,
             crls,
             clock: Arc::clone(&clock),
+            running_config: Some(Arc::clone(&running_text)),
         });
         let shutdown = stopped();
         tokio::spawn(async move {
@@ -260,6 +265,7 @@ pub async fn serve(config: Config, overrides: ServeOverrides) -> Result<(), Star
             token: token.clone(),
             endpoints: Arc::clone(&endpoints),
             running: config.clone(),
+            running_text: Arc::clone(&running_text),
         },
         stopped(),
     ));
@@ -423,6 +429,8 @@ struct Reload {
     endpoints: Arc<Endpoints>,
     /// The configuration file as last loaded.
     running: Config,
+    /// Its text.
+    running_text: Arc<std::sync::RwLock<String>>,
 }
 
 /// SIGHUP: the configuration file is read again, and its endpoints, certificate profiles
@@ -445,8 +453,15 @@ async fn reload_on_hangup(mut reload: Reload, stopped: impl Future<Output = ()>)
         }
         let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Reloading]);
         let path = reload.running.path.clone();
-        let config = match Config::load(&path) {
-            Ok(config) => config,
+        let loaded = std::fs::read_to_string(&path)
+            .map_err(|e| format!("{}: cannot read: {e}", path.display()))
+            .and_then(|text| {
+                Config::parse(&path, &text)
+                    .map(|config| (config, text))
+                    .map_err(|e| e.to_string())
+            });
+        let (config, text) = match loaded {
+            Ok(loaded) => loaded,
             Err(e) => {
                 tracing::error!(error = %e,
                     "configuration reload refused; the running configuration stays");
@@ -463,16 +478,19 @@ async fn reload_on_hangup(mut reload: Reload, stopped: impl Future<Output = ()>)
         match built {
             Ok(Ok((_, routes))) => {
                 reload.endpoints.replace(routes);
-                for change in config_changes(&reload.running, &config) {
+                for change in crate::config::reload_changes(&reload.running, &config) {
                     tracing::info!(%change, "configuration reloaded");
                 }
-                for section in restart_sections(&reload.running, &config) {
+                for section in crate::config::restart_sections(&reload.running, &config) {
                     tracing::warn!(
                         section,
                         "changed in the file, but takes effect only at the next start"
                     );
                 }
                 reload.running = config;
+                if let Ok(mut running) = reload.running_text.write() {
+                    *running = text;
+                }
             }
             Ok(Err(e)) => tracing::error!(error = %e.0,
                 "configuration reload refused; the running configuration stays"),
@@ -481,86 +499,6 @@ async fn reload_on_hangup(mut reload: Reload, stopped: impl Future<Output = ()>)
         }
         let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Ready]);
     }
-}
-
-/// What a reload from `old` to `new` changes in the endpoints, profiles and limits, one
-/// line each.
-fn config_changes(old: &Config, new: &Config) -> Vec<String> {
-    let endpoints = |c: &Config| -> std::collections::BTreeMap<String, String> {
-        c.acme
-            .iter()
-            .chain(&c.endpoints)
-            .map(|e| (e.name.clone(), format!("{e:?}")))
-            .collect()
-    };
-    let (before, after) = (endpoints(old), endpoints(new));
-    let mut changes = Vec::new();
-    for (name, settings) in &after {
-        match before.get(name) {
-            None => changes.push(format!("endpoint {name:?} added")),
-            Some(old) if old != settings => changes.push(format!("endpoint {name:?} changed")),
-            Some(_) => {}
-        }
-    }
-    for name in before.keys().filter(|n| !after.contains_key(*n)) {
-        changes.push(format!("endpoint {name:?} removed"));
-    }
-    if format!("{:?}", old.certificate_profiles) != format!("{:?}", new.certificate_profiles) {
-        changes.push("certificate profiles changed".into());
-    }
-    if old.rate_limits != new.rate_limits {
-        changes.push("rate limits changed".into());
-    }
-    if changes.is_empty() {
-        changes.push("no change to endpoints, certificate profiles or rate limits".into());
-    }
-    changes
-}
-
-/// Sections whose changes a reload does not apply.
-fn restart_sections(old: &Config, new: &Config) -> Vec<&'static str> {
-    let mut sections = Vec::new();
-    let mut check = |name, a: String, b: String| {
-        if a != b {
-            sections.push(name);
-        }
-    };
-    check(
-        "[hsm]",
-        format!("{:?}", old.token),
-        format!("{:?}", new.token),
-    );
-    check(
-        "[server]",
-        format!("{:?}", old.server),
-        format!("{:?}", new.server),
-    );
-    check(
-        "[storage]",
-        format!("{:?}", old.storage_path),
-        format!("{:?}", new.storage_path),
-    );
-    check(
-        "[validation]",
-        format!("{:?}", old.validation),
-        format!("{:?}", new.validation),
-    );
-    check(
-        "[publication]",
-        format!("{:?}", old.publication),
-        format!("{:?}", new.publication),
-    );
-    check(
-        "[sealing]",
-        format!("{:?}", old.sealing_key),
-        format!("{:?}", new.sealing_key),
-    );
-    check(
-        "[rate_limits] public_suffix_list",
-        format!("{:?}", old.public_suffix_list),
-        format!("{:?}", new.public_suffix_list),
-    );
-    sections
 }
 
 async fn shutdown_signal() {

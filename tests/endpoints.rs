@@ -838,6 +838,13 @@ async fn sighup_reloads_the_endpoints_and_a_broken_file_leaves_them_as_they_were
         ),
     )
     .unwrap();
+    // check-config tells what a reload would change, asking the running server.
+    let preview = common::text(&s.token.hsm_acme(&s.config, &["check-config"]));
+    assert!(
+        preview.contains("a reload would apply: endpoint \"two\" added")
+            && preview.contains("a reload would apply: endpoint \"one\" changed"),
+        "{preview}"
+    );
     hangup();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
     while status("/acme/two/directory").await != StatusCode::OK {
@@ -851,6 +858,11 @@ async fn sighup_reloads_the_endpoints_and_a_broken_file_leaves_them_as_they_were
     assert!(
         ask().await,
         "the connection from before the reload was dropped"
+    );
+    let preview = common::text(&s.token.hsm_acme(&s.config, &["check-config"]));
+    assert!(
+        preview.contains("a reload would apply: no change"),
+        "{preview}"
     );
 
     // A broken file is refused with a log line; the endpoints stay as they were.

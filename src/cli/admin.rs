@@ -217,7 +217,12 @@ fn offline_operator(config: &Config, needs_token: bool) -> Result<Operator, CliE
     };
     Ok(Operator {
         store,
-        profiles: config.acme.iter().map(|a| a.name.clone()).collect(),
+        profiles: config
+            .acme
+            .iter()
+            .chain(&config.endpoints)
+            .map(|a| a.name.clone())
+            .collect(),
         account_url_prefix: config
             .server
             .as_ref()
@@ -226,6 +231,7 @@ fn offline_operator(config: &Config, needs_token: bool) -> Result<Operator, CliE
         sealer,
         crls,
         clock: Arc::new(SystemClock),
+        running_config: None,
     })
 }
 

@@ -4,6 +4,7 @@ use std::path::Path;
 
 use super::{CliError, Report};
 use crate::config::{Config, ServerConfig};
+use crate::ops::operator::AdminRequest;
 
 pub(super) fn run(out: &mut Report, path: &Path) -> Result<(), CliError> {
     let config = Config::load(path)?;
@@ -115,6 +116,7 @@ pub(super) fn run(out: &mut Report, path: &Path) -> Result<(), CliError> {
             "no [publication]: certificates carry no CRL distribution point or caIssuers URL",
         ),
     }
+    reload_preview(out, &config);
     if problems.is_empty() {
         out.line("configuration OK");
         Ok(())
@@ -141,5 +143,42 @@ fn check_pin_file(out: &mut Report, pin: &Path, problems: &mut Vec<String>) {
             out.line(format!("PIN file {} present, mode OK", pin.display()));
         }
         Err(e) => problems.push(format!("PIN file {}: {e}", pin.display())),
+    }
+}
+
+/// With a server running on this configuration's admin socket: what `systemctl reload`
+/// (SIGHUP) would change, and what would wait for a restart.
+fn reload_preview(out: &mut Report, config: &Config) {
+    let Some(socket) = config
+        .server
+        .as_ref()
+        .and_then(|s| s.admin_socket.as_deref())
+    else {
+        return;
+    };
+    let Some(Ok(mut answer)) = crate::ops::admin::send(socket, &AdminRequest::RunningConfig) else {
+        out.line("no server answers on the admin socket: nothing to compare a reload with");
+        return;
+    };
+    let text = answer.take_data()["text"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let running = match Config::parse(&config.path, &text) {
+        Ok(running) => running,
+        Err(e) => {
+            out.line(format!(
+                "the running server's configuration no longer parses here: {e}"
+            ));
+            return;
+        }
+    };
+    for change in crate::config::reload_changes(&running, config) {
+        out.line(format!("a reload would apply: {change}"));
+    }
+    for section in crate::config::restart_sections(&running, config) {
+        out.line(format!(
+            "{section} changed: takes effect only after a restart"
+        ));
     }
 }

@@ -277,6 +277,86 @@ impl Config {
     }
 }
 
+/// What a reload from `old` to `new` changes in the endpoints, profiles and limits, one
+/// line each.
+pub fn reload_changes(old: &Config, new: &Config) -> Vec<String> {
+    let endpoints = |c: &Config| -> std::collections::BTreeMap<String, String> {
+        c.acme
+            .iter()
+            .chain(&c.endpoints)
+            .map(|e| (e.name.clone(), format!("{e:?}")))
+            .collect()
+    };
+    let (before, after) = (endpoints(old), endpoints(new));
+    let mut changes = Vec::new();
+    for (name, settings) in &after {
+        match before.get(name) {
+            None => changes.push(format!("endpoint {name:?} added")),
+            Some(old) if old != settings => changes.push(format!("endpoint {name:?} changed")),
+            Some(_) => {}
+        }
+    }
+    for name in before.keys().filter(|n| !after.contains_key(*n)) {
+        changes.push(format!("endpoint {name:?} removed"));
+    }
+    if format!("{:?}", old.certificate_profiles) != format!("{:?}", new.certificate_profiles) {
+        changes.push("certificate profiles changed".into());
+    }
+    if old.rate_limits != new.rate_limits {
+        changes.push("rate limits changed".into());
+    }
+    if changes.is_empty() {
+        changes.push("no change to endpoints, certificate profiles or rate limits".into());
+    }
+    changes
+}
+
+/// Sections whose changes a reload does not apply (they take effect at the next start).
+pub fn restart_sections(old: &Config, new: &Config) -> Vec<&'static str> {
+    let mut sections = Vec::new();
+    let mut check = |name, a: String, b: String| {
+        if a != b {
+            sections.push(name);
+        }
+    };
+    check(
+        "[hsm]",
+        format!("{:?}", old.token),
+        format!("{:?}", new.token),
+    );
+    check(
+        "[server]",
+        format!("{:?}", old.server),
+        format!("{:?}", new.server),
+    );
+    check(
+        "[storage]",
+        format!("{:?}", old.storage_path),
+        format!("{:?}", new.storage_path),
+    );
+    check(
+        "[validation]",
+        format!("{:?}", old.validation),
+        format!("{:?}", new.validation),
+    );
+    check(
+        "[publication]",
+        format!("{:?}", old.publication),
+        format!("{:?}", new.publication),
+    );
+    check(
+        "[sealing]",
+        format!("{:?}", old.sealing_key),
+        format!("{:?}", new.sealing_key),
+    );
+    check(
+        "[rate_limits] public_suffix_list",
+        format!("{:?}", old.public_suffix_list),
+        format!("{:?}", new.public_suffix_list),
+    );
+    sections
+}
+
 #[cfg(test)]
 mod tests {
     use std::time::Duration;

@@ -66,6 +66,8 @@ pub enum AdminRequest {
         /// The account id.
         id: String,
     },
+    /// The configuration text the server runs with.
+    RunningConfig,
     /// Approve an account that awaits approval.
     AccountApprove {
         /// The account id.
@@ -200,6 +202,9 @@ pub struct Operator {
     pub crls: Option<Arc<dyn CrlSigning>>,
     /// Time.
     pub clock: Arc<dyn Clock>,
+    /// The configuration text the server runs with (as last loaded at start or reload), for
+    /// `check-config` to tell what a reload would change; `None` on the state file.
+    pub running_config: Option<Arc<std::sync::RwLock<String>>>,
 }
 
 impl Operator {
@@ -215,6 +220,7 @@ impl Operator {
             AdminRequest::AccountList => self.account_list(),
             AdminRequest::AccountShow { id } => self.account_show(&id),
             AdminRequest::AccountDeactivate { id } => self.account_deactivate(&id),
+            AdminRequest::RunningConfig => self.running_config(),
             AdminRequest::AccountApprove { id } => self.account_approve(&id, true),
             AdminRequest::AccountReject { id } => self.account_approve(&id, false),
         };
@@ -529,6 +535,20 @@ impl Operator {
         ))
     }
 
+    fn running_config(&self) -> Result<AdminResponse, Error> {
+        let text = self
+            .running_config
+            .as_ref()
+            .ok_or_else(|| Error::not_found("only a running server knows its configuration"))?
+            .read()
+            .map_err(|_| Error::internal("configuration lock poisoned"))?
+            .clone();
+        Ok(AdminResponse::done(
+            "the running configuration".into(),
+            json!({ "text": text }),
+        ))
+    }
+
     /// Approves (or rejects) an account that awaits approval; a lapsed request may still be
     /// approved, as the operator decides.
     fn account_approve(&self, id: &str, approve: bool) -> Result<AdminResponse, Error> {
@@ -649,6 +669,7 @@ mod tests {
             sealer: None,
             crls: None,
             clock: Arc::new(crate::clock::SettableClock::new(1_000)),
+            running_config: None,
         };
         let hmac = operator.execute(AdminRequest::EabCreate(EabCreateRequest {
             profile: "default".into(),
