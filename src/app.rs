@@ -103,7 +103,7 @@ pub async fn serve(config: Config, overrides: ServeOverrides) -> Result<(), Star
     };
     let resolver = DnsResolver::with_dnssec(validation.dns_resolver, &validation.dnssec)
         .map_err(|e| StartError(format!("DNS resolver: {e}")))?;
-    let validator = Arc::new(Va::new(va_config, Arc::new(resolver)));
+    let resolver: Arc<dyn crate::va::resolver::Resolver> = Arc::new(resolver);
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     // Token sessions are shared: handshakes get a quarter (at least one), issuance and CRLs
     // the rest, so neither can starve the other (DESIGN.md principle 5).
@@ -143,7 +143,9 @@ pub async fn serve(config: Config, overrides: ServeOverrides) -> Result<(), Star
     ));
     let shared = Arc::new(EndpointShared {
         store,
-        validator,
+        va_config,
+        resolver,
+        validation: validation.clone(),
         runner: runner.clone(),
         clock: Arc::clone(&clock),
         revocations,
@@ -526,7 +528,10 @@ async fn shutdown_signal() {
 /// What every ACME endpoint of the server shares: one store, one validator, one token.
 struct EndpointShared {
     store: Store,
-    validator: Arc<Va>,
+    /// Validation settings of `[validation]`; an endpoint may override some.
+    va_config: VaConfig,
+    resolver: Arc<dyn crate::va::resolver::Resolver>,
+    validation: crate::config::ValidationConfig,
     runner: HsmRunner,
     clock: Arc<dyn Clock>,
     revocations: tokio::sync::mpsc::UnboundedSender<String>,
@@ -565,13 +570,13 @@ impl EndpointShared {
         };
         let urls = Urls::new(&self.base_url);
         let issuer = issuer_for(acme)?;
-        let ra = self.ra(config, acme, Arc::clone(&issuer), &urls);
+        let ra = self.ra(config, acme, Arc::clone(&issuer), &urls)?;
         let default = self.wfe(ra.clone(), acme, urls)?;
         let mut named = std::collections::BTreeMap::new();
         for endpoint in std::iter::once(acme).chain(&config.endpoints) {
             let urls = Urls::endpoint(&self.base_url, &endpoint.name);
             let issuer = issuer_for(endpoint)?;
-            let endpoint_ra = self.ra(config, endpoint, issuer, &urls);
+            let endpoint_ra = self.ra(config, endpoint, issuer, &urls)?;
             named.insert(
                 endpoint.name.clone(),
                 self.wfe(endpoint_ra, endpoint, urls)?,
@@ -584,7 +589,13 @@ impl EndpointShared {
     }
 
     /// The RA of `endpoint` at `urls`, issuing with `issuer`.
-    fn ra(&self, config: &Config, endpoint: &AcmeConfig, issuer: Arc<Issuer>, urls: &Urls) -> Ra {
+    fn ra(
+        &self,
+        config: &Config,
+        endpoint: &AcmeConfig,
+        issuer: Arc<Issuer>,
+        urls: &Urls,
+    ) -> Result<Ra, StartError> {
         let policy = Policy {
             allowed_domains: endpoint.allowed_domains.clone(),
             max_validity: u64::from(endpoint.validity_days) * 86_400,
@@ -597,10 +608,10 @@ impl EndpointShared {
             identifier_rules: endpoint.identifier_rules.clone(),
             ..Policy::default()
         };
-        Ra::new(RaParts {
+        Ok(Ra::new(RaParts {
             store: self.store.clone(),
             policy,
-            validator: Arc::clone(&self.validator) as Arc<dyn crate::va::Validator>,
+            validator: self.validator(endpoint)?,
             issuer,
             runner: self.runner.clone(),
             clock: Arc::clone(&self.clock),
@@ -625,7 +636,39 @@ impl EndpointShared {
             },
             revocations: self.revocations.clone(),
             sealer: self.sealer.clone(),
-        })
+        }))
+    }
+
+    /// The validator of `endpoint`: `[validation]`'s, with the endpoint's CAA identities and
+    /// its own redirect ports, resolver and DNSSEC where it sets them.
+    fn validator(
+        &self,
+        endpoint: &AcmeConfig,
+    ) -> Result<Arc<dyn crate::va::Validator>, StartError> {
+        let config = VaConfig {
+            caa_identities: endpoint.caa_identities.clone(),
+            redirect_ports: endpoint
+                .redirect_ports
+                .clone()
+                .unwrap_or_else(|| self.va_config.redirect_ports.clone()),
+            ..self.va_config.clone()
+        };
+        let resolver = if endpoint.dns_resolver.is_some() || endpoint.dnssec.is_some() {
+            let dnssec = match endpoint.dnssec {
+                Some(true) => crate::va::resolver::Dnssec::Root,
+                Some(false) => crate::va::resolver::Dnssec::Off,
+                None => self.validation.dnssec.clone(),
+            };
+            let resolver = DnsResolver::with_dnssec(
+                endpoint.dns_resolver.or(self.validation.dns_resolver),
+                &dnssec,
+            )
+            .map_err(|e| StartError(format!("endpoint {:?}: DNS resolver: {e}", endpoint.name)))?;
+            Arc::new(resolver) as Arc<dyn crate::va::resolver::Resolver>
+        } else {
+            Arc::clone(&self.resolver)
+        };
+        Ok(Arc::new(Va::new(config, resolver)))
     }
 
     /// The front end of `endpoint` over `ra`.

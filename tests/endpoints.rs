@@ -978,3 +978,33 @@ async fn an_mtls_endpoint_serves_only_clients_with_a_certificate_from_its_ca() {
         .await;
     assert_eq!(order.status, StatusCode::CREATED, "{order:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_endpoint_validates_through_its_own_resolver() {
+    // Nothing answers DNS on 127.0.0.1:9, the endpoint's own resolver: its validations
+    // fail, while the default endpoint's, through the server's resolver, succeed.
+    let dead = free_port();
+    let s = setup(&format!(
+        "\n[[endpoint]]\nname = \"dns\"\nca = \"issuing\"\ndns_resolver = \"127.0.0.1:{dead}\"\n"
+    ))
+    .await;
+    let port = free_port();
+    let _server = s.start(port);
+    let (default_account, _) = new_account(&s.root(), &s_url(port, "/directory")).await;
+    let (mut good, _) = order(&default_account, &s.tokens, &["ok.dns.test"], str::to_owned).await;
+    let status = good.poll_ready(&RetryPolicy::default()).await.unwrap();
+    assert_eq!(status, instant_acme::OrderStatus::Ready);
+    let (dns_account, _) = new_account(&s.root(), &s_url(port, "/acme/dns/directory")).await;
+    let (mut bad, _) = order(&dns_account, &s.tokens, &["ok.dns.test"], str::to_owned).await;
+    let status = bad.poll_ready(&RetryPolicy::default()).await;
+    assert!(
+        matches!(status, Ok(instant_acme::OrderStatus::Invalid) | Err(_)),
+        "{status:?}"
+    );
+    let state = bad.refresh().await.unwrap();
+    assert_eq!(
+        state.status,
+        instant_acme::OrderStatus::Invalid,
+        "{state:?}"
+    );
+}

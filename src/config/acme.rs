@@ -57,6 +57,9 @@ pub(super) struct RawAcme {
     order_lifetime_hours: Option<u32>,
     authz_lifetime_hours: Option<u32>,
     client_ca: Option<std::path::PathBuf>,
+    redirect_ports: Option<Vec<u16>>,
+    dns_resolver: Option<std::net::SocketAddr>,
+    dnssec: Option<bool>,
 }
 
 fn yes() -> bool {
@@ -119,6 +122,12 @@ pub struct AcmeConfig {
     pub authz_lifetime: Duration,
     /// mTLS: requests need a TLS client certificate issued by a CA of this PEM file.
     pub client_ca: Option<std::path::PathBuf>,
+    /// Ports an http-01 redirect may lead to (default: `[validation] redirect_ports`).
+    pub redirect_ports: Option<Vec<u16>>,
+    /// The DNS resolver for validation and CAA (default: `[validation]`'s).
+    pub dns_resolver: Option<std::net::SocketAddr>,
+    /// DNSSEC validation up to the IANA root (default: as `[validation]`).
+    pub dnssec: Option<bool>,
 }
 
 /// Checks `[acme]` (`default_table`) or an `[[endpoint]]` (which must be named).
@@ -231,8 +240,14 @@ pub(super) fn check_acme(
     };
     let order_lifetime = lifetime("order_lifetime_hours", raw.order_lifetime_hours)?;
     let authz_lifetime = lifetime("authz_lifetime_hours", raw.authz_lifetime_hours)?;
+    if raw.redirect_ports.as_ref().is_some_and(Vec::is_empty) {
+        return Err(format!("{table}: redirect_ports is empty"));
+    }
     Ok(AcmeConfig {
         client_ca: raw.client_ca.as_deref().map(resolve),
+        redirect_ports: raw.redirect_ports,
+        dns_resolver: raw.dns_resolver,
+        dnssec: raw.dnssec,
         name,
         order_lifetime,
         authz_lifetime,
