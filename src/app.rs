@@ -630,6 +630,7 @@ impl EndpointShared {
                 single_active_certificate: endpoint.single_active_certificate,
                 terms: endpoint.terms.clone(),
                 account_approval: endpoint.account_approval,
+                key_rollover_approval: endpoint.key_rollover_approval,
                 order_lifetime: endpoint.order_lifetime,
                 authz_lifetime: endpoint.authz_lifetime,
                 ..RaSettings::default()

@@ -1008,3 +1008,29 @@ async fn an_endpoint_validates_through_its_own_resolver() {
         "{state:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_a_key_rollover_the_account_waits_for_approval_where_the_endpoint_says_so() {
+    use instant_acme::{Identifier, NewOrder};
+    let s = setup(
+        "\n[[endpoint]]\nname = \"rollover\"\nca = \"issuing\"\napprove_key_rollovers = true\n",
+    )
+    .await;
+    let port = free_port();
+    let _server = s.start(port);
+    let (mut account, _) = new_account(&s.root(), &s_url(port, "/acme/rollover/directory")).await;
+    let names = [Identifier::Dns("r.rollover.test".into())];
+    account.new_order(&NewOrder::new(&names)).await.unwrap();
+    account.update_key().await.unwrap();
+    let Err(waiting) = account.new_order(&NewOrder::new(&names)).await else {
+        panic!("an order was taken with a rolled-over key before approval");
+    };
+    assert!(
+        format!("{waiting:?}").contains("awaits approval"),
+        "{waiting:?}"
+    );
+    let id = account.id().rsplit('/').next().unwrap().to_owned();
+    let out = s.token.hsm_acme(&s.config, &["account", "approve", &id]);
+    assert!(out.status.success(), "{}", common::text(&out));
+    account.new_order(&NewOrder::new(&names)).await.unwrap();
+}

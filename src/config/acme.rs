@@ -53,6 +53,8 @@ pub(super) struct RawAcme {
     identifier_deny: Vec<String>,
     #[serde(default)]
     approve_accounts: bool,
+    #[serde(default)]
+    approve_key_rollovers: bool,
     approval_hours: Option<u32>,
     order_lifetime_hours: Option<u32>,
     authz_lifetime_hours: Option<u32>,
@@ -116,6 +118,8 @@ pub struct AcmeConfig {
     pub identifier_rules: IdentifierRules,
     /// New accounts wait for the operator's approval, at most this long.
     pub account_approval: Option<Duration>,
+    /// After a key rollover, the account waits for approval again, at most this long.
+    pub key_rollover_approval: Option<Duration>,
     /// How long a new order stays usable.
     pub order_lifetime: Duration,
     /// How long a pending authorization stays usable.
@@ -243,6 +247,20 @@ pub(super) fn check_acme(
     if raw.redirect_ports.as_ref().is_some_and(Vec::is_empty) {
         return Err(format!("{table}: redirect_ports is empty"));
     }
+    let approval_within = match (
+        raw.approve_accounts || raw.approve_key_rollovers,
+        raw.approval_hours,
+    ) {
+        (false, Some(_)) => {
+            return Err(format!(
+                "{table}: approval_hours needs approve_accounts or approve_key_rollovers"
+            ));
+        }
+        (_, hours) => match hours.unwrap_or(168) {
+            hours @ 1..=8760 => Duration::from_secs(u64::from(hours) * 3600),
+            hours => return Err(format!("{table}: approval_hours = {hours} is not 1..=8760")),
+        },
+    };
     Ok(AcmeConfig {
         client_ca: raw.client_ca.as_deref().map(resolve),
         redirect_ports: raw.redirect_ports,
@@ -276,19 +294,7 @@ pub(super) fn check_acme(
         terms,
         identifier_rules: IdentifierRules::parse(&raw.identifier_allow, &raw.identifier_deny)
             .map_err(|e| format!("{table}: identifier_allow/identifier_deny: {e}"))?,
-        account_approval: match (raw.approve_accounts, raw.approval_hours) {
-            (false, None) => None,
-            (false, Some(_)) => {
-                return Err(format!(
-                    "{table}: approval_hours needs approve_accounts = true"
-                ));
-            }
-            (true, hours) => match hours.unwrap_or(168) {
-                hours @ 1..=8760 => Some(Duration::from_secs(u64::from(hours) * 3600)),
-                hours => {
-                    return Err(format!("{table}: approval_hours = {hours} is not 1..=8760"));
-                }
-            },
-        },
+        account_approval: raw.approve_accounts.then_some(approval_within),
+        key_rollover_approval: raw.approve_key_rollovers.then_some(approval_within),
     })
 }

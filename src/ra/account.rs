@@ -283,6 +283,12 @@ impl Ra {
             return Err(Error::malformed("the new key is the account's current key"));
         }
         let id = account.id.clone();
+        // A rolled-over key waits for the operator's approval before it may order.
+        let approval = self
+            .inner
+            .settings
+            .key_rollover_approval
+            .map(|within| self.now() + within.as_secs());
         self.write(move |tx| {
             if let Some(holder) = tx.account_by_key(&new_thumbprint)? {
                 return Ok(KeyChangeOutcome::KeyInUse(holder));
@@ -306,6 +312,9 @@ impl Ra {
             tx.set_account_key(&new_thumbprint, &account.id)?;
             account.jwk = new_jwk;
             account.thumbprint = new_thumbprint;
+            if approval.is_some() {
+                account.approval_expires = approval;
+            }
             tx.put(&account)?;
             Ok(KeyChangeOutcome::Changed(Box::new(account)))
         })

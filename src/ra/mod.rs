@@ -84,6 +84,9 @@ pub struct RaSettings {
     pub terms: Option<terms::TermsOfService>,
     /// New accounts wait for operator approval, at most this long (EJBCA's approvals).
     pub account_approval: Option<Duration>,
+    /// After a key rollover, the account waits for operator approval again, at most this
+    /// long, before it may order with the new key.
+    pub key_rollover_approval: Option<Duration>,
 }
 
 impl Default for RaSettings {
@@ -109,6 +112,7 @@ impl Default for RaSettings {
             single_active_certificate: false,
             terms: None,
             account_approval: None,
+            key_rollover_approval: None,
         }
     }
 }
