@@ -603,7 +603,9 @@ impl EndpointShared {
             wildcard_http01: endpoint.wildcard_http01,
             ip_identifiers: endpoint.ip_identifiers,
             validation_networks: self.network.clone(),
-            max_identifiers: config.rate_limits.identifiers_per_order,
+            max_identifiers: endpoint
+                .identifiers_per_order
+                .unwrap_or(config.rate_limits.identifiers_per_order),
             challenge_types: endpoint.challenges.clone(),
             identifier_rules: endpoint.identifier_rules.clone(),
             ..Policy::default()
@@ -686,6 +688,7 @@ impl EndpointShared {
                 urls,
                 enabled: endpoint.enabled,
                 client_cas,
+                retry_after: endpoint.retry_after,
                 meta: DirectoryMeta {
                     terms_of_service: endpoint.terms_of_service.clone(),
                     website: endpoint.website.clone(),

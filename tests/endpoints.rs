@@ -294,6 +294,8 @@ policy_oids = []
 subject_attributes = ["C", "O", "serialNumber", "CN"]
 subject_patterns = { C = "[A-Z]{2}", serialNumber = "[A-Z]{2}/[A-Z]+/[0-9]+" }
 subject_required = ["C", "O", "serialNumber", "CN"]
+crl_url = "http://crl.xroad.test/auth.crl"
+ca_issuers_url = "http://crl.xroad.test/auth-ca.crt"
 
 [[certificate_profile]]
 name = "tls"
@@ -483,6 +485,11 @@ async fn certificate_profiles_are_offered_chosen_and_x_road_csrs_are_issued_as_a
             .unwrap()
             .is_none()
     );
+    // The profile's own publication URLs, not the issuer's.
+    let der = der::Encode::to_der(&leaf).unwrap();
+    let text = String::from_utf8_lossy(&der);
+    assert!(text.contains("http://crl.xroad.test/auth.crl"));
+    assert!(text.contains("http://crl.xroad.test/auth-ca.crt"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -642,6 +649,8 @@ async fn identifier_allow_and_deny_lists_hold_per_endpoint() {
 [[endpoint]]
 name = "lists"
 ca = "issuing"
+identifiers_per_order = 1
+retry_after_seconds = 7
 identifier_allow = [".corp.test", 're:ss[0-9]+\.xroad\.test', "127.0.0.0/8"]
 identifier_deny = ["bad.corp.test"]
 "#,
@@ -694,6 +703,29 @@ identifier_deny = ["bad.corp.test"]
             "{value}: {refused:?}"
         );
     }
+    // One identifier per order here.
+    let two = client
+        .post(
+            &client.url("/acme/lists/new-order"),
+            Some(
+                &json!({"identifiers": [{"type": "dns", "value": "x.corp.test"},
+                                         {"type": "dns", "value": "y.corp.test"}]}),
+            ),
+        )
+        .await;
+    assert_eq!(
+        two.json()["type"],
+        "urn:ietf:params:acme:error:rejectedIdentifier",
+        "{two:?}"
+    );
+    let shown = common::text(
+        &s.token
+            .hsm_acme(&s.config, &["endpoint", "show", "lists", "--json"]),
+    );
+    let shown: Value = serde_json::from_str(shown.lines().next().unwrap()).unwrap();
+    assert_eq!(shown["retry_after_seconds"], 7, "{shown}");
+    assert_eq!(shown["identifiers_per_order"], 1, "{shown}");
+
     // The default endpoint has no lists.
     let mut other = RawClient::new(&s.root(), port);
     other.register().await;
@@ -1021,7 +1053,7 @@ async fn after_a_key_rollover_the_account_waits_for_approval_where_the_endpoint_
     let (mut account, _) = new_account(&s.root(), &s_url(port, "/acme/rollover/directory")).await;
     let names = [Identifier::Dns("r.rollover.test".into())];
     account.new_order(&NewOrder::new(&names)).await.unwrap();
-    account.update_key().await.unwrap();
+    let _new_credentials = account.update_key().await.unwrap();
     let Err(waiting) = account.new_order(&NewOrder::new(&names)).await else {
         panic!("an order was taken with a rolled-over key before approval");
     };

@@ -182,8 +182,11 @@ impl Issuer {
             public_key,
             not_before: UNIX_EPOCH + Duration::from_secs(not_before),
             not_after: UNIX_EPOCH + Duration::from_secs(not_after),
+            distribution: contents
+                .distribution
+                .clone()
+                .unwrap_or_else(|| self.distribution.clone()),
             contents,
-            distribution: self.distribution.clone(),
         };
         prepare_leaf(&request, &self.certificate, self.signer.as_ref())
     }

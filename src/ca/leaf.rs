@@ -68,6 +68,8 @@ pub struct LeafContents {
     pub key_usage: Option<FlagSet<KeyUsages>>,
     /// certificatePolicies; empty omits the extension.
     pub policies: Vec<ObjectIdentifier>,
+    /// CRL distribution point and caIssuers URLs instead of the issuer's.
+    pub distribution: Option<CheckedDistribution>,
 }
 
 impl LeafContents {
@@ -83,6 +85,7 @@ impl LeafContents {
             extended_key_usage,
             key_usage: None,
             policies: vec![DOMAIN_VALIDATED],
+            distribution: None,
         }
     }
 }

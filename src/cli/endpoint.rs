@@ -100,6 +100,10 @@ fn describe(config: &Config, e: &AcmeConfig, default: bool, base: &str) -> Value
         "identifier_allow_rules": e.identifier_rules.allow.len(),
         "identifier_deny_rules": e.identifier_rules.deny.len(),
         "pre_authorization": e.pre_authorization,
+        "identifiers_per_order": e
+            .identifiers_per_order
+            .unwrap_or(config.rate_limits.identifiers_per_order),
+        "retry_after_seconds": e.retry_after,
         "single_active_certificate": e.single_active_certificate,
         "terms_of_service": e.terms_of_service,
         "terms_of_service_version": e.terms.as_ref().map(|t| t.version.clone()),

@@ -62,6 +62,8 @@ pub(super) struct RawAcme {
     redirect_ports: Option<Vec<u16>>,
     dns_resolver: Option<std::net::SocketAddr>,
     dnssec: Option<bool>,
+    identifiers_per_order: Option<usize>,
+    retry_after_seconds: Option<u64>,
 }
 
 fn yes() -> bool {
@@ -132,6 +134,10 @@ pub struct AcmeConfig {
     pub dns_resolver: Option<std::net::SocketAddr>,
     /// DNSSEC validation up to the IANA root (default: as `[validation]`).
     pub dnssec: Option<bool>,
+    /// Identifiers one order may carry (default: `[rate_limits] identifiers_per_order`).
+    pub identifiers_per_order: Option<usize>,
+    /// `Retry-After` on orders and challenges still processing, seconds.
+    pub retry_after: u64,
 }
 
 /// Checks `[acme]` (`default_table`) or an `[[endpoint]]` (which must be named).
@@ -261,7 +267,20 @@ pub(super) fn check_acme(
             hours => return Err(format!("{table}: approval_hours = {hours} is not 1..=8760")),
         },
     };
+    if let Some(n) = raw.identifiers_per_order.filter(|n| !(1..=100).contains(n)) {
+        return Err(format!(
+            "{table}: identifiers_per_order = {n} is not 1..=100"
+        ));
+    }
+    let retry_after = raw.retry_after_seconds.unwrap_or(1);
+    if !(1..=3600).contains(&retry_after) {
+        return Err(format!(
+            "{table}: retry_after_seconds = {retry_after} is not 1..=3600"
+        ));
+    }
     Ok(AcmeConfig {
+        identifiers_per_order: raw.identifiers_per_order,
+        retry_after,
         client_ca: raw.client_ca.as_deref().map(resolve),
         redirect_ports: raw.redirect_ports,
         dns_resolver: raw.dns_resolver,

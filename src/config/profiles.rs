@@ -16,6 +16,7 @@ use x509_cert::ext::pkix::KeyUsages;
 use x509_cert::name::Name;
 
 use crate::ca::csr::KeyPolicy;
+use crate::ca::distribution::Distribution;
 use crate::ca::leaf::LeafContents;
 use crate::policy::certificate::{
     BUILT_IN, CertificateProfile, SubjectAttribute, SubjectPolicy, attribute_oid,
@@ -40,6 +41,8 @@ pub(super) struct RawProfile {
     subject_patterns: BTreeMap<String, String>,
     #[serde(default)]
     subject_required: Vec<String>,
+    crl_url: Option<String>,
+    ca_issuers_url: Option<String>,
 }
 
 /// CA/B Forum BR §7.1.6.1 domain-validated policy, the default.
@@ -104,6 +107,17 @@ pub(super) fn check_profile(raw: RawProfile) -> Result<CertificateProfile, Strin
         &raw.subject_required,
     )
     .map_err(|e| format!("{here}: {e}"))?;
+    let distribution = match (raw.crl_url, raw.ca_issuers_url) {
+        (None, None) => None,
+        (crl_url, ca_issuers_url) => Some(
+            Distribution {
+                crl_url,
+                ca_issuers_url,
+            }
+            .checked()
+            .map_err(|e| format!("{here}: {e}"))?,
+        ),
+    };
     Ok(CertificateProfile {
         name: raw.name,
         description: raw.description,
@@ -116,6 +130,7 @@ pub(super) fn check_profile(raw: RawProfile) -> Result<CertificateProfile, Strin
             extended_key_usage,
             key_usage,
             policies,
+            distribution,
         },
     })
 }

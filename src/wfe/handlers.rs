@@ -20,7 +20,6 @@ use crate::ra::{KeyChangeOutcome, OrderView, Revoker};
 use crate::store::{AccountRecord, AuthzRecord};
 
 /// Seconds a client should wait before polling a resource that is `processing`.
-const RETRY_AFTER: u64 = 1;
 /// Orders per page of an account's orders list.
 const ORDERS_PAGE: usize = 100;
 /// RFC 9773 §4.3: how often clients should ask for renewal information (6 hours).
@@ -265,7 +264,7 @@ impl Wfe {
         let mut reply = Reply::json(StatusCode::OK, &self.render_order(view))?
             .location(self.urls.order(&view.order.id));
         if view.status == OrderStatus::Processing {
-            reply.retry_after = Some(RETRY_AFTER);
+            reply.retry_after = Some(self.retry_after);
         }
         Ok(reply)
     }
@@ -307,7 +306,7 @@ impl Wfe {
         let mut reply =
             Reply::json(StatusCode::OK, &rendered)?.link(&self.urls.authz(authz_id), "up");
         if challenge.status == ChallengeStatus::Processing {
-            reply.retry_after = Some(RETRY_AFTER);
+            reply.retry_after = Some(self.retry_after);
         }
         Ok(reply)
     }

@@ -54,6 +54,8 @@ pub struct WfeSettings {
     pub nonces: Arc<NonceStore>,
     /// mTLS: the CAs a client certificate must chain to; `None`: none is needed.
     pub client_cas: Option<Arc<client_auth::ClientCas>>,
+    /// `Retry-After` on orders and challenges still processing, seconds.
+    pub retry_after: u64,
 }
 
 /// One nonce store for the whole server: a nonce from any endpoint's newNonce is good,
@@ -70,6 +72,7 @@ pub struct Wfe {
     urls: Urls,
     enabled: bool,
     client_cas: Option<Arc<client_auth::ClientCas>>,
+    retry_after: u64,
     meta: DirectoryMeta,
     body_timeout: Duration,
     requests: AtomicU64,
@@ -130,6 +133,7 @@ impl Wfe {
             urls: settings.urls,
             enabled: settings.enabled,
             client_cas: settings.client_cas,
+            retry_after: settings.retry_after,
             meta: settings.meta,
             body_timeout: settings.body_timeout,
             requests: AtomicU64::new(0),
