@@ -137,6 +137,9 @@ pub async fn serve(config: Config, overrides: ServeOverrides) -> Result<(), Star
         }
     }
     let base_url = server.base_url();
+    // The endpoint names the admin socket accepts (for `eab create --profile`); a reload
+    // updates them.
+    let endpoint_names = Arc::new(std::sync::RwLock::new(endpoint_names_of(&config)));
     // The text the configuration was loaded from, for `check-config` to compare with.
     let running_text = Arc::new(std::sync::RwLock::new(
         std::fs::read_to_string(&config.path).unwrap_or_default(),
@@ -222,10 +225,7 @@ pub async fn serve(config: Config, overrides: ServeOverrides) -> Result<(), Star
         });
         let operator = Arc::new(Operator {
             store: admin_store,
-            profiles: std::iter::once(&acme)
-                .chain(&config.endpoints)
-                .map(|e| e.name.clone())
-                .collect(),
+            profiles: Arc::clone(&endpoint_names),
             account_url_prefix: Urls::new(&base_url).account_prefix(),
             sealer,
             crls,
@@ -268,6 +268,7 @@ pub async fn serve(config: Config, overrides: ServeOverrides) -> Result<(), Star
             endpoints: Arc::clone(&endpoints),
             running: config.clone(),
             running_text: Arc::clone(&running_text),
+            endpoint_names: Arc::clone(&endpoint_names),
         },
         stopped(),
     ));
@@ -433,6 +434,18 @@ struct Reload {
     running: Config,
     /// Its text.
     running_text: Arc<std::sync::RwLock<String>>,
+    /// The endpoint names the admin socket accepts.
+    endpoint_names: Arc<std::sync::RwLock<Vec<String>>>,
+}
+
+/// Every endpoint name of `config`, the default one first.
+fn endpoint_names_of(config: &Config) -> Vec<String> {
+    config
+        .acme
+        .iter()
+        .chain(&config.endpoints)
+        .map(|e| e.name.clone())
+        .collect()
 }
 
 /// SIGHUP: the configuration file is read again, and its endpoints, certificate profiles
@@ -492,6 +505,9 @@ async fn reload_on_hangup(mut reload: Reload, stopped: impl Future<Output = ()>)
                 reload.running = config;
                 if let Ok(mut running) = reload.running_text.write() {
                     *running = text;
+                }
+                if let Ok(mut names) = reload.endpoint_names.write() {
+                    *names = endpoint_names_of(&reload.running);
                 }
             }
             Ok(Err(e)) => tracing::error!(error = %e.0,

@@ -896,6 +896,25 @@ async fn sighup_reloads_the_endpoints_and_a_broken_file_leaves_them_as_they_were
         preview.contains("a reload would apply: no change"),
         "{preview}"
     );
+    // The admin socket knows the new endpoint: EAB keys can be made for it.
+    let eab_key = s.token.dir.join("eab.pub.pem");
+    std::fs::write(
+        &eab_key,
+        rcgen::KeyPair::generate().unwrap().public_key_pem(),
+    )
+    .unwrap();
+    let out = s.token.hsm_acme(
+        &s.config,
+        &[
+            "eab",
+            "create",
+            "--profile",
+            "two",
+            "--public-key",
+            eab_key.to_str().unwrap(),
+        ],
+    );
+    assert!(out.status.success(), "{}", common::text(&out));
 
     // A broken file is refused with a log line; the endpoints stay as they were.
     std::fs::write(&s.config, format!("{original}\n[[endpoint]]\nname = 5\n")).unwrap();

@@ -217,12 +217,14 @@ fn offline_operator(config: &Config, needs_token: bool) -> Result<Operator, CliE
     };
     Ok(Operator {
         store,
-        profiles: config
-            .acme
-            .iter()
-            .chain(&config.endpoints)
-            .map(|a| a.name.clone())
-            .collect(),
+        profiles: Arc::new(std::sync::RwLock::new(
+            config
+                .acme
+                .iter()
+                .chain(&config.endpoints)
+                .map(|a| a.name.clone())
+                .collect(),
+        )),
         account_url_prefix: config
             .server
             .as_ref()

@@ -193,7 +193,7 @@ pub struct Operator {
     /// The state.
     pub store: Store,
     /// Names of the configured ACME profiles.
-    pub profiles: Vec<String>,
+    pub profiles: Arc<std::sync::RwLock<Vec<String>>>,
     /// Account URLs are this prefix and the id (empty without a `[server]`).
     pub account_url_prefix: String,
     /// Seals new HMAC keys.
@@ -269,11 +269,16 @@ impl Operator {
     }
 
     fn eab_create(&self, create: EabCreateRequest) -> Result<AdminResponse, Error> {
-        if !self.profiles.contains(&create.profile) {
+        let profiles = self
+            .profiles
+            .read()
+            .map_err(|_| Error::internal("endpoint list lock poisoned"))?
+            .clone();
+        if !profiles.contains(&create.profile) {
             return Err(Error::malformed(format!(
                 "no ACME profile {:?}; configured: {}",
                 create.profile,
-                self.profiles.join(", ")
+                profiles.join(", ")
             )));
         }
         let patterns = |list: &[String]| -> Result<Vec<String>, Error> {
@@ -664,7 +669,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let operator = Operator {
             store: Store::open(&dir.path().join("s.redb")).unwrap(),
-            profiles: vec!["default".into()],
+            profiles: Arc::new(std::sync::RwLock::new(vec!["default".into()])),
             account_url_prefix: "https://ca.test/acme/acct/".into(),
             sealer: None,
             crls: None,
