@@ -21,7 +21,7 @@ use crate::publish::{CrlAuthority, Publisher};
 use crate::ra::{Ra, RaParts, RaSettings};
 use crate::store::Store;
 use crate::va::{Va, VaConfig, resolver::DnsResolver};
-use crate::wfe::client_auth::ClientCas;
+use crate::wfe::client_auth::{ClientCas, ServerClientVerifier};
 use crate::wfe::endpoints::Routes;
 use crate::wfe::server_cert::{ServerCertificate, ServerCertificateSettings};
 use crate::wfe::{Endpoints, Urls, Wfe, WfeSettings, publication, server, tls};
@@ -166,13 +166,16 @@ pub async fn serve(config: Config, overrides: ServeOverrides) -> Result<(), Star
         .map_err(|e| StartError(format!("recovery: {e}")))?;
     let pruning_ra = ra.clone();
 
+    // mTLS: the verifier rustls holds delegates to the endpoints' CAs, which a reload replaces.
+    let client_verifiers = Arc::new(ServerClientVerifier::default());
+    client_verifiers.set(client_verifier(&config)?);
     let (tls_config, server_certificate) = server_tls(
         &server,
         &token,
         &issuer,
         Duration::from_secs(u64::from(acme.validity_days) * 86_400),
         tls::TlsBudget::new(tls_share),
-        client_verifier(&config)?,
+        Some(Arc::clone(&client_verifiers) as Arc<dyn rustls::server::danger::ClientCertVerifier>),
     )?;
     let admin_reader = ra.reader().clone();
     let listener = tokio::net::TcpListener::bind(server.listen)
@@ -269,6 +272,7 @@ pub async fn serve(config: Config, overrides: ServeOverrides) -> Result<(), Star
             running: config.clone(),
             running_text: Arc::clone(&running_text),
             endpoint_names: Arc::clone(&endpoint_names),
+            client_verifiers: Arc::clone(&client_verifiers),
         },
         stopped(),
     ));
@@ -436,6 +440,8 @@ struct Reload {
     running_text: Arc<std::sync::RwLock<String>>,
     /// The endpoint names the admin socket accepts.
     endpoint_names: Arc<std::sync::RwLock<Vec<String>>>,
+    /// The server-wide client certificate verifier (mTLS).
+    client_verifiers: Arc<ServerClientVerifier>,
 }
 
 /// Every endpoint name of `config`, the default one first.
@@ -489,10 +495,17 @@ async fn reload_on_hangup(mut reload: Reload, stopped: impl Future<Output = ()>)
             reload.token.clone(),
             config.clone(),
         );
-        let built = tokio::task::spawn_blocking(move || shared.routes(&candidate, &token)).await;
+        let built = tokio::task::spawn_blocking(move || {
+            let verifier = client_verifier(&candidate)?;
+            shared
+                .routes(&candidate, &token)
+                .map(|(_, routes)| (routes, verifier))
+        })
+        .await;
         match built {
-            Ok(Ok((_, routes))) => {
+            Ok(Ok((routes, verifier))) => {
                 reload.endpoints.replace(routes);
+                reload.client_verifiers.set(verifier);
                 for change in crate::config::reload_changes(&reload.running, &config) {
                     tracing::info!(%change, "configuration reloaded");
                 }

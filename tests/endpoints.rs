@@ -1085,3 +1085,51 @@ async fn after_a_key_rollover_the_account_waits_for_approval_where_the_endpoint_
     assert!(out.status.success(), "{}", common::text(&out));
     account.new_order(&NewOrder::new(&names)).await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_can_turn_mtls_on_for_an_endpoint() {
+    use rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
+    let s = setup("\n[[endpoint]]\nname = \"later\"\nca = \"issuing\"\n").await;
+    let (ca_pem, cert, key) = client_pki("later");
+    std::fs::write(s.token.dir.join("later-ca.pem"), ca_pem).unwrap();
+    let port = free_port();
+    let server = s.start(port);
+    let with_cert = RawClient::with_client_certificate(
+        &s.root(),
+        port,
+        Some((
+            vec![cert],
+            PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key)),
+        )),
+    );
+    let without = RawClient::new(&s.root(), port);
+    let get =
+        async |c: &RawClient, path: &str| c.send(Method::GET, &c.url(path), None).await.status;
+    assert_eq!(get(&without, "/acme/later/directory").await, StatusCode::OK);
+
+    let config = std::fs::read_to_string(&s.config).unwrap().replace(
+        "name = \"later\"\nca = \"issuing\"\n",
+        "name = \"later\"\nca = \"issuing\"\nclient_ca = \"later-ca.pem\"\n",
+    );
+    std::fs::write(&s.config, config).unwrap();
+    let ok = std::process::Command::new("kill")
+        .args(["-HUP", &server.pid().to_string()])
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    while get(&without, "/acme/later/directory").await != StatusCode::FORBIDDEN {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the reload did not happen"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    // rustls now asks for the certificate, so the one the client has opens the endpoint.
+    assert_eq!(
+        get(&with_cert, "/acme/later/directory").await,
+        StatusCode::OK
+    );
+    assert_eq!(get(&without, "/directory").await, StatusCode::OK);
+}

@@ -5,14 +5,15 @@
 //! endpoint's CAs, since the endpoint is known only from the path.
 
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, PoisonError, RwLock};
 
-use rustls::RootCertStore;
+use rustls::client::danger::HandshakeSignatureValid;
 use rustls::crypto::ring::default_provider;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, UnixTime};
 use rustls::server::WebPkiClientVerifier;
-use rustls::server::danger::ClientCertVerifier;
+use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
+use rustls::{DigitallySignedStruct, DistinguishedName, RootCertStore, SignatureScheme};
 
 use crate::error::Error;
 
@@ -98,4 +99,90 @@ fn verifier(
         builder
     };
     builder.build().map_err(|e| e.to_string())
+}
+
+/// The verifier rustls holds for the whole server: it delegates to the one built from the
+/// endpoints' CAs, which a reload replaces. With no endpoint asking for client
+/// certificates, none is asked for.
+#[derive(Debug, Default)]
+pub struct ServerClientVerifier {
+    current: RwLock<Option<Arc<dyn ClientCertVerifier>>>,
+}
+
+impl ServerClientVerifier {
+    /// Uses `verifier` (from [`server_verifier`]) from the next handshake on.
+    pub fn set(&self, verifier: Option<Arc<dyn ClientCertVerifier>>) {
+        *self.current.write().unwrap_or_else(PoisonError::into_inner) = verifier;
+    }
+
+    fn get(&self) -> Option<Arc<dyn ClientCertVerifier>> {
+        self.current
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+}
+
+impl ClientCertVerifier for ServerClientVerifier {
+    fn offer_client_auth(&self) -> bool {
+        self.get().is_some()
+    }
+
+    fn client_auth_mandatory(&self) -> bool {
+        false
+    }
+
+    /// No hints: they would borrow from a verifier a reload may replace, and without them a
+    /// client sends the certificate it has.
+    fn root_hint_subjects(&self) -> &[DistinguishedName] {
+        &[]
+    }
+
+    fn verify_client_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        now: UnixTime,
+    ) -> Result<ClientCertVerified, rustls::Error> {
+        match self.get() {
+            Some(verifier) => verifier.verify_client_cert(end_entity, intermediates, now),
+            None => Err(rustls::Error::General(
+                "no endpoint takes client certificates".into(),
+            )),
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &default_provider().signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &default_provider().signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        default_provider()
+            .signature_verification_algorithms
+            .supported_schemes()
+    }
 }
