@@ -1133,3 +1133,68 @@ async fn a_reload_can_turn_mtls_on_for_an_endpoint() {
     );
     assert_eq!(get(&without, "/directory").await, StatusCode::OK);
 }
+
+/// An HTTP server on loopback that redirects every request to the same path on `to`.
+async fn redirector(to: u16) -> u16 {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 4096];
+                let n = stream.read(&mut buf).await.unwrap_or(0);
+                let request = String::from_utf8_lossy(&buf[..n]).into_owned();
+                let path = request.split_whitespace().nth(1).unwrap_or("/").to_owned();
+                let response = format!(
+                    "HTTP/1.1 302 Found\r\nLocation: http://127.0.0.1:{to}{path}\r\n\
+                     Content-Length: 0\r\nConnection: close\r\n\r\n"
+                );
+                let _ = stream.write_all(response.as_bytes()).await;
+                let _ = stream.shutdown().await;
+            });
+        }
+    });
+    port
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_endpoint_follows_http01_redirects_only_to_its_own_ports() {
+    let mut s = setup("").await;
+    // The responder's own port is where the redirect leads; validation first connects to
+    // the redirector.
+    let responder_port: u16 = s.args[1].parse().unwrap();
+    let redirecting = redirector(responder_port).await;
+    s.args[1] = redirecting.to_string();
+    let config = std::fs::read_to_string(&s.config).unwrap()
+        + &format!(
+            "\n[[endpoint]]\nname = \"redir\"\nca = \"issuing\"\nredirect_ports = [{responder_port}]\n"
+        );
+    std::fs::write(&s.config, config).unwrap();
+    let port = free_port();
+    let _server = s.start(port);
+
+    // The default endpoint follows redirects to ports 80 and 443 only: refused.
+    let (default_account, _) = new_account(&s.root(), &s_url(port, "/directory")).await;
+    let (mut refused, _) = order(
+        &default_account,
+        &s.tokens,
+        &["a.redir.test"],
+        str::to_owned,
+    )
+    .await;
+    let _ = refused.poll_ready(&RetryPolicy::default()).await;
+    assert_eq!(
+        refused.refresh().await.unwrap().status,
+        instant_acme::OrderStatus::Invalid
+    );
+    // The endpoint that allows the responder's port validates through the redirect.
+    let (account, _) = new_account(&s.root(), &s_url(port, "/acme/redir/directory")).await;
+    let (mut followed, failures) =
+        order(&account, &s.tokens, &["b.redir.test"], str::to_owned).await;
+    assert!(failures.is_empty(), "{failures:?}");
+    assert_eq!(
+        followed.poll_ready(&RetryPolicy::default()).await.unwrap(),
+        instant_acme::OrderStatus::Ready
+    );
+}
