@@ -141,6 +141,22 @@ caa_identities = ["hsm-acme.test"]
 # Set from HSM_ACME_EAB_REQUIRED at every start of demo.sh.
 eab_required = false
 
+# A second endpoint, /acme/xroad/directory: X-Road security servers order authentication
+# certificates with the CSR they make (C, O, serialNumber and the name in the CN).
+[[endpoint]]
+name = "xroad"
+ca = "issuing"
+certificate_profiles = ["xroad-auth"]
+
+[[certificate_profile]]
+name = "xroad-auth"
+description = "X-Road security server authentication certificate"
+validity_days = 365
+extended_key_usage = ["clientAuth", "serverAuth"]
+subject_attributes = ["C", "O", "serialNumber", "CN"]
+subject_patterns = { C = "[A-Z]{2}" }
+subject_required = ["C", "O", "serialNumber", "CN"]
+
 [validation]
 http01_port = 80
 # Validation reaches public addresses, and these (set from HSM_ACME_VALIDATION_ALLOW).
@@ -190,6 +206,7 @@ hsm-acme demo is set up in $demo_dir
   state:         $demo_dir/state.redb
 
 ACME directory:  https://$listen/directory
+X-Road endpoint: https://$listen/acme/xroad/directory (certificate profile xroad-auth)
 CRLs, CA certs:  http://$publication_listen/crl/issuing.crl, http://$publication_listen/ca/issuing.crt
 
 Point certbot at it (the name must resolve to this machine; http-01 is validated on port

@@ -86,6 +86,10 @@ done
     --dns-mgmt http://127.0.0.1:14055 --dns-server 127.0.0.1:14053 ||
     { tail -50 "$scratch/serve.log"; exit 1; }
 
+stage "the demo's second endpoint lists its certificate profile"
+curl -sf --cacert "$demo/trust-anchor.pem" https://127.0.0.1:14000/acme/xroad/directory |
+    jq -e '.meta.profiles["xroad-auth"] and (.newOrder | endswith("/acme/xroad/new-order"))'
+
 stage "interop: every client through the named endpoint /acme/default/directory"
 # Every case but the harness's own `register` check, which looks for certbot's account at
 # accounts/*/*/*/regr.json, one directory level per URL path segment of /directory; certbot
