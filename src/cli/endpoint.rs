@@ -36,9 +36,9 @@ pub(super) fn run(config: &Config, command: &EndpointCommand, json: bool) -> Res
                     println!(
                         "{:<16} {:<8} {:<14} {:<5} {}",
                         d["name"].as_str().unwrap_or_default(),
-                        d["enabled"],
+                        d["enabled"].to_string(),
                         d["ca"].as_str().unwrap_or_default(),
-                        d["eab_required"],
+                        d["eab_required"].to_string(),
                         d["directory"].as_str().unwrap_or_default(),
                     );
                 }
