@@ -1198,3 +1198,31 @@ async fn an_endpoint_follows_http01_redirects_only_to_its_own_ports() {
         instant_acme::OrderStatus::Ready
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_endpoint_that_validates_dnssec_refuses_unsigned_answers() {
+    // The mock DNS signs nothing: an endpoint that validates DNSSEC cannot trust its answer
+    // for the name, while the default endpoint (no DNSSEC) validates through it.
+    let s = setup("\n[[endpoint]]\nname = \"signed\"\nca = \"issuing\"\ndnssec = true\n").await;
+    let port = free_port();
+    let _server = s.start(port);
+    let (default_account, _) = new_account(&s.root(), &s_url(port, "/directory")).await;
+    let (mut good, _) = order(
+        &default_account,
+        &s.tokens,
+        &["u.dnssec.test"],
+        str::to_owned,
+    )
+    .await;
+    assert_eq!(
+        good.poll_ready(&RetryPolicy::default()).await.unwrap(),
+        instant_acme::OrderStatus::Ready
+    );
+    let (account, _) = new_account(&s.root(), &s_url(port, "/acme/signed/directory")).await;
+    let (mut bad, _) = order(&account, &s.tokens, &["u.dnssec.test"], str::to_owned).await;
+    let _ = bad.poll_ready(&RetryPolicy::default()).await;
+    assert_eq!(
+        bad.refresh().await.unwrap().status,
+        instant_acme::OrderStatus::Invalid
+    );
+}
