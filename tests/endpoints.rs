@@ -176,12 +176,7 @@ async fn endpoints_issue_by_their_own_rules_and_keep_their_accounts_apart() {
 
     // The xroad endpoint's allow-list holds there only.
     let mut client = RawClient::new(&s.root(), port);
-    let new_account = client.url("/acme/xroad/new-account");
-    let made = client
-        .post(&new_account, Some(&json!({"termsOfServiceAgreed": true})))
-        .await;
-    assert_eq!(made.status, StatusCode::CREATED, "{made:?}");
-    client.kid = made.header("location");
+    client.register_at("/acme/xroad").await;
     let refused = client
         .post(
             &client.url("/acme/xroad/new-order"),
@@ -381,13 +376,7 @@ async fn certificate_profiles_are_offered_chosen_and_x_road_csrs_are_issued_as_a
         "{default_dir}"
     );
 
-    let made = client
-        .post(
-            &client.url("/acme/xroad/new-account"),
-            Some(&json!({"termsOfServiceAgreed": true})),
-        )
-        .await;
-    client.kid = made.header("location");
+    client.register_at("/acme/xroad").await;
 
     // An unknown profile is invalidProfile.
     let unknown = client
@@ -554,14 +543,7 @@ async fn after_the_terms_change_accounts_agree_again_or_open_a_new_one() {
     let mut clients = Vec::new();
     for endpoint in ["terms", "strict"] {
         let mut client = RawClient::new(&s.root(), port);
-        let made = client
-            .post(
-                &client.url(&format!("/acme/{endpoint}/new-account")),
-                Some(&json!({"termsOfServiceAgreed": true})),
-            )
-            .await;
-        assert_eq!(made.status, StatusCode::CREATED, "{made:?}");
-        client.kid = made.header("location");
+        client.register_at(&format!("/acme/{endpoint}")).await;
         let order = client
             .post(
                 &client.url(&format!("/acme/{endpoint}/new-order")),
@@ -629,13 +611,7 @@ async fn after_the_terms_change_accounts_agree_again_or_open_a_new_one() {
             .contains("new account")
     );
     let mut fresh = RawClient::new(&s.root(), port);
-    let made = fresh
-        .post(
-            &fresh.url("/acme/strict/new-account"),
-            Some(&json!({"termsOfServiceAgreed": true})),
-        )
-        .await;
-    fresh.kid = made.header("location");
+    fresh.register_at("/acme/strict").await;
     let order = fresh
         .post(&fresh.url("/acme/strict/new-order"), Some(&order_payload))
         .await;
@@ -659,13 +635,7 @@ identifier_deny = ["bad.corp.test"]
     let port = free_port();
     let _server = s.start(port);
     let mut client = RawClient::new(&s.root(), port);
-    let made = client
-        .post(
-            &client.url("/acme/lists/new-account"),
-            Some(&json!({"termsOfServiceAgreed": true})),
-        )
-        .await;
-    client.kid = made.header("location");
+    client.register_at("/acme/lists").await;
     let new_order =
         |kind: &str, value: &str| json!({"identifiers": [{"type": kind, "value": value}]});
     for (kind, value) in [
@@ -755,14 +725,7 @@ async fn new_accounts_wait_for_the_operators_approval_where_the_endpoint_says_so
     let mut accounts = Vec::new();
     for _ in 0..2 {
         let mut client = RawClient::new(&s.root(), port);
-        let made = client
-            .post(
-                &client.url("/acme/approved/new-account"),
-                Some(&json!({"termsOfServiceAgreed": true})),
-            )
-            .await;
-        assert_eq!(made.status, StatusCode::CREATED, "{made:?}");
-        client.kid = made.header("location");
+        client.register_at("/acme/approved").await;
         // Until the operator decides, orders are refused with a problem that says why.
         let waiting = client
             .post(
@@ -852,14 +815,6 @@ async fn sighup_reloads_the_endpoints_and_a_broken_file_leaves_them_as_they_were
     };
     assert!(ask().await);
 
-    let hangup = || {
-        let ok = std::process::Command::new("kill")
-            .args(["-HUP", &server.pid().to_string()])
-            .status()
-            .unwrap()
-            .success();
-        assert!(ok, "kill -HUP failed");
-    };
     let original = std::fs::read_to_string(&s.config).unwrap();
     // Endpoint "two" added, "one" disabled.
     std::fs::write(
@@ -877,7 +832,7 @@ async fn sighup_reloads_the_endpoints_and_a_broken_file_leaves_them_as_they_were
             && preview.contains("a reload would apply: endpoint \"one\" changed"),
         "{preview}"
     );
-    hangup();
+    server.hangup();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
     while status("/acme/two/directory").await != StatusCode::OK {
         assert!(
@@ -918,7 +873,7 @@ async fn sighup_reloads_the_endpoints_and_a_broken_file_leaves_them_as_they_were
 
     // A broken file is refused with a log line; the endpoints stay as they were.
     std::fs::write(&s.config, format!("{original}\n[[endpoint]]\nname = 5\n")).unwrap();
-    hangup();
+    server.hangup();
     let log_path = s.config.with_file_name(format!("serve-{port}.log"));
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
     loop {
@@ -1013,14 +968,7 @@ async fn an_mtls_endpoint_serves_only_clients_with_a_certificate_from_its_ca() {
 
     // A whole flow with the client certificate.
     let mut account = client(&cert, &key);
-    let made = account
-        .post(
-            &account.url("/acme/mtls/new-account"),
-            Some(&json!({"termsOfServiceAgreed": true})),
-        )
-        .await;
-    assert_eq!(made.status, StatusCode::CREATED, "{made:?}");
-    account.kid = made.header("location");
+    account.register_at("/acme/mtls").await;
     let order = account
         .post(
             &account.url("/acme/mtls/new-order"),
@@ -1112,12 +1060,7 @@ async fn a_reload_can_turn_mtls_on_for_an_endpoint() {
         "name = \"later\"\nca = \"issuing\"\nclient_ca = \"later-ca.pem\"\n",
     );
     std::fs::write(&s.config, config).unwrap();
-    let ok = std::process::Command::new("kill")
-        .args(["-HUP", &server.pid().to_string()])
-        .status()
-        .unwrap()
-        .success();
-    assert!(ok);
+    server.hangup();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
     while get(&without, "/acme/later/directory").await != StatusCode::FORBIDDEN {
         assert!(

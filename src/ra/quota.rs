@@ -11,7 +11,7 @@
 
 use std::time::Duration;
 
-use super::order::derive;
+use super::order::load_view;
 use crate::acme::{AuthorizationStatus, OrderStatus};
 use crate::error::{Error, ErrorKind};
 use crate::store::{AuthzRecord, OpenItem, OrderRecord, QuotaLedger, Tx};
@@ -39,19 +39,11 @@ impl Quota {
             // An order's stored status stays `pending` when an authorization fails or is
             // deactivated; its status is derived from them, as a client sees it.
             Self::PendingOrders => match tx.get::<OrderRecord>(id)? {
-                Some(order)
-                    if matches!(order.status, OrderStatus::Pending | OrderStatus::Ready) =>
-                {
-                    let mut authzs = Vec::with_capacity(order.authz_ids.len());
-                    for authz_id in &order.authz_ids {
-                        authzs.extend(tx.get::<AuthzRecord>(authz_id)?);
-                    }
-                    matches!(
-                        derive(order, &authzs, now).status,
-                        OrderStatus::Pending | OrderStatus::Ready
-                    )
-                }
-                _ => false,
+                Some(order) => matches!(
+                    load_view(tx, order, now)?.status,
+                    OrderStatus::Pending | OrderStatus::Ready
+                ),
+                None => false,
             },
             Self::PendingAuthorizations => tx
                 .get::<AuthzRecord>(id)?

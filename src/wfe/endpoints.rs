@@ -59,11 +59,6 @@ impl Endpoints {
         *self.routes.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(routes);
     }
 
-    /// The endpoint names served now.
-    pub fn names(&self) -> Vec<String> {
-        self.current().named.keys().cloned().collect()
-    }
-
     fn current(&self) -> Arc<Routes> {
         Arc::clone(&self.routes.read().unwrap_or_else(PoisonError::into_inner))
     }

@@ -217,6 +217,16 @@ impl ServerProcess {
         panic!("hsm-acme serve did not start listening on {}", self.port);
     }
 
+    /// SIGHUP: the server reads its configuration again.
+    pub fn hangup(&self) {
+        let sent = Command::new("kill")
+            .args(["-HUP", &self.child.id().to_string()])
+            .status()
+            .unwrap()
+            .success();
+        assert!(sent, "kill -HUP failed");
+    }
+
     /// kill -9, as a crash would.
     /// The server's process id.
     pub fn pid(&self) -> u32 {

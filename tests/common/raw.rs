@@ -218,9 +218,15 @@ impl RawClient {
         self.send(Method::POST, url, Some(body)).await
     }
 
-    /// newAccount; remembers the account URL.
+    /// newAccount at the default endpoint; remembers the account URL.
     pub async fn register(&mut self) -> Answer {
-        let url = self.url("/acme/new-account");
+        self.register_at("/acme").await
+    }
+
+    /// newAccount below `prefix` (`/acme`, or `/acme/<endpoint>`), agreeing to the terms;
+    /// remembers the account URL.
+    pub async fn register_at(&mut self, prefix: &str) -> Answer {
+        let url = self.url(&format!("{prefix}/new-account"));
         let answer = self
             .post(
                 &url,
